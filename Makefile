@@ -1,0 +1,43 @@
+# lavinmq-go: `make test` and `make demo` work on a fresh machine with only Go installed:
+# scripts/broker.sh installs RabbitMQ from apt when it is missing and starts a private node on 127.0.0.1.
+SHELL := /bin/bash
+export BROKER_NAME ?= lavinmq-go
+export BROKER_PORT ?= 5680
+BROKER := scripts/broker.sh
+TEST_URL = $(shell $(BROKER) url)
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: test unit chaos demo bench broker-start broker-stop vet fuzz
+
+broker-start:
+	$(BROKER) start
+
+broker-stop:
+	$(BROKER) stop
+
+vet:
+	go vet ./...
+	go vet -tags chaos ./...
+
+## test: start the broker, vet, run unit and integration tests with the race detector
+test: broker-start vet
+	LAVINMQ_TEST_URL=$(TEST_URL) go test $(GO_TEST_FLAGS) ./...
+
+## unit: tests that need no broker
+unit:
+	go test -race -count=1 ./buffer/
+
+## chaos: destructive scenarios (broker restarts, alarms, cluster) behind the chaos build tag
+chaos: broker-start
+	LAVINMQ_TEST_URL=$(TEST_URL) go test -tags chaos $(GO_TEST_FLAGS) -run 'Chaos' -p 1 ./...
+
+## demo: publish and consume through a broker restart, print a verdict
+demo: broker-start
+	LAVINMQ_URL=$(TEST_URL) go run ./examples/demo
+
+## bench: a quick end-to-end benchmark run against the local broker (under 5 minutes)
+bench: broker-start
+	bench/run.sh --quick
+
+fuzz:
+	go test -run '^$$' -fuzz FuzzRingMatchesSliceModel -fuzztime 30s ./buffer/

@@ -1,0 +1,209 @@
+package lavinmq_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+)
+
+// events records hook calls.
+type events struct {
+	mu           sync.Mutex
+	connected    []lavinmq.ConnectedEvent
+	disconnected []lavinmq.DisconnectedEvent
+	attempts     []lavinmq.ReconnectAttemptEvent
+	blocked      []bool
+	at           map[string]time.Time
+}
+
+func (e *events) OnConnected(ev lavinmq.ConnectedEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.connected = append(e.connected, ev)
+}
+
+func (e *events) OnDisconnected(ev lavinmq.DisconnectedEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.disconnected = append(e.disconnected, ev)
+}
+
+func (e *events) OnReconnectAttempt(ev lavinmq.ReconnectAttemptEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.attempts = append(e.attempts, ev)
+}
+
+func (e *events) OnBlocked(b bool, _ string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.blocked = append(e.blocked, b)
+}
+
+func (e *events) counts() (conn, disc, att int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.connected), len(e.disconnected), len(e.attempts)
+}
+
+func (e *events) lastDisconnect() lavinmq.DisconnectedEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.disconnected[len(e.disconnected)-1]
+}
+
+func newClient(t *testing.T, url string, opts ...lavinmq.Option) (*lavinmq.Client, *events) {
+	t.Helper()
+	ev := &events{}
+	c, err := lavinmq.New(url, append([]lavinmq.Option{lavinmq.WithHooks(ev)}, opts...)...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, ev
+}
+
+func waitConnected(t *testing.T, c *lavinmq.Client, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatalf("WaitConnected: %v", err)
+	}
+}
+
+func TestClientConnects(t *testing.T) {
+	c, ev := newClient(t, testbroker.URL(t))
+	waitConnected(t, c, 10*time.Second)
+	if !c.Connected() {
+		t.Fatal("Connected() = false after WaitConnected")
+	}
+	if n, _, _ := ev.counts(); n != 1 {
+		t.Fatalf("OnConnected called %d times, want 1", n)
+	}
+}
+
+// reconnectAfter measures, for a loss caused by cause, the time until the
+// loss is detected and until the client is connected again.
+func reconnectAfter(t *testing.T, c *lavinmq.Client, ev *events, cause func()) (detect, reconnect time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cn, err := c.Connection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, disc0, _ := ev.counts()
+	start := time.Now()
+	cause()
+	select {
+	case <-cn.Done():
+	case <-ctx.Done():
+		t.Fatal("connection loss not detected within 30s")
+	}
+	detect = time.Since(start)
+	next, err := c.Connection(ctx)
+	if err != nil {
+		t.Fatalf("no new connection: %v", err)
+	}
+	reconnect = time.Since(start)
+	if next.Generation() != cn.Generation()+1 {
+		t.Fatalf("generation %d after %d, want +1", next.Generation(), cn.Generation())
+	}
+	if _, disc, _ := ev.counts(); disc != disc0+1 {
+		t.Fatalf("OnDisconnected called %d times, want %d", disc, disc0+1)
+	}
+	return detect, reconnect
+}
+
+func TestClientReconnectsAfterForcedClose(t *testing.T) {
+	c, ev := newClient(t, testbroker.URL(t))
+	waitConnected(t, c, 10*time.Second)
+	var issued time.Duration
+	detect, reconnect := reconnectAfter(t, c, ev, func() {
+		s := time.Now()
+		testbroker.CloseAllConnections(t)
+		issued = time.Since(s)
+	})
+	if by := ev.lastDisconnect().DetectedBy; by != lavinmq.DetectedByNotify {
+		t.Fatalf("detected by %q, want %q", by, lavinmq.DetectedByNotify)
+	}
+	t.Logf("close notification path: rabbitmqctl took %v; detected %v after issuing it, reconnected %v after (%v after detection)",
+		issued, detect, reconnect, reconnect-detect)
+}
+
+func TestClientPollDetectsMissedCloseNotification(t *testing.T) {
+	c, ev := newClient(t, testbroker.URL(t), lavinmq.IgnoreCloseNotifyForTest())
+	waitConnected(t, c, 10*time.Second)
+	detect, reconnect := reconnectAfter(t, c, ev, func() { testbroker.CloseAllConnections(t) })
+	if by := ev.lastDisconnect().DetectedBy; by != lavinmq.DetectedByPoll {
+		t.Fatalf("detected by %q, want %q", by, lavinmq.DetectedByPoll)
+	}
+	t.Logf("poll path: detected %v, reconnected %v after the close was issued", detect, reconnect)
+}
+
+func TestClientBrokerDownAtNewThenUp(t *testing.T) {
+	p := testbroker.NewProxy(t)
+	p.Disable()
+	start := time.Now()
+	c, ev := newClient(t, p.URL)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("New took %v with the broker down; it must return at once", d)
+	}
+	// WaitConnected honours ctx while the broker is down.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := c.WaitConnected(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitConnected with broker down = %v, want DeadlineExceeded", err)
+	}
+	if c.Connected() {
+		t.Fatal("Connected() = true with the broker down")
+	}
+	p.Enable()
+	waitConnected(t, c, 10*time.Second)
+	if _, _, att := ev.counts(); att == 0 {
+		t.Fatal("no failed attempt reported while the broker was down")
+	}
+}
+
+func TestClientFailoverToSecondURL(t *testing.T) {
+	dead := testbroker.NewProxy(t)
+	dead.Disable()
+	c, ev := newClient(t, dead.URL, lavinmq.WithFailover(testbroker.URL(t)))
+	waitConnected(t, c, 10*time.Second)
+	ev.mu.Lock()
+	got := ev.connected[0].Endpoint
+	ev.mu.Unlock()
+	if want := testbroker.HostPort(t); got != want {
+		t.Fatalf("connected to %s, want the second URL %s", got, want)
+	}
+}
+
+func TestClientCloseDuringReconnectLoopIsPrompt(t *testing.T) {
+	p := testbroker.NewProxy(t)
+	p.Disable()
+	c, err := lavinmq.New(p.URL, lavinmq.WithReconnectDelay(50*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // several attempts
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close during reconnect loop took %v", d)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := c.WaitConnected(context.Background()); !errors.Is(err, lavinmq.ErrClosed) {
+		t.Fatalf("WaitConnected after Close = %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,187 @@
+package lavinmq
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Defaults of the options, from the seed's configuration.
+const (
+	DefaultReconnectInitialDelay = 100 * time.Millisecond
+	DefaultReconnectMaxDelay     = 30 * time.Second
+	DefaultReconnectMultiplier   = 2.0
+	DefaultReconnectJitter       = 0.5 // each delay is drawn from [d*(1-j), d*(1+j)]
+	DefaultHealthCheckInterval   = 100 * time.Millisecond
+	DefaultHeartbeat             = 10 * time.Second
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultWriteTimeout          = 30 * time.Second
+	DefaultCloseTimeout          = 2 * time.Second
+)
+
+// cfg holds every setting of a Client. Defaults live in defaultConfig; New
+// applies the options and then validates the whole config once.
+type cfg struct {
+	urls           []string
+	initialDelay   time.Duration
+	maxDelay       time.Duration
+	multiplier     float64
+	jitter         float64
+	healthInterval time.Duration
+	heartbeat      time.Duration
+	dialTimeout    time.Duration
+	writeTimeout   time.Duration
+	closeTimeout   time.Duration
+	tls            *tls.Config
+	name           string
+	logger         *slog.Logger
+	hooks          []any
+
+	// Test seams (set only by tests in this package).
+	ignoreCloseNotify bool                                 // act as if NotifyClose never fired
+	after             func(time.Duration) <-chan time.Time // replaces time.After for backoff waits
+}
+
+func defaultConfig() cfg {
+	return cfg{
+		initialDelay:   DefaultReconnectInitialDelay,
+		maxDelay:       DefaultReconnectMaxDelay,
+		multiplier:     DefaultReconnectMultiplier,
+		jitter:         DefaultReconnectJitter,
+		healthInterval: DefaultHealthCheckInterval,
+		heartbeat:      DefaultHeartbeat,
+		dialTimeout:    DefaultDialTimeout,
+		writeTimeout:   DefaultWriteTimeout,
+		closeTimeout:   DefaultCloseTimeout,
+		logger:         slog.New(slog.DiscardHandler),
+		after:          time.After,
+	}
+}
+
+func (c *cfg) validate() error {
+	if len(c.urls) == 0 {
+		return fmt.Errorf("%w: no broker URL", ErrInvalidConfig)
+	}
+	for _, u := range c.urls {
+		if err := validateURL(u); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.initialDelay <= 0:
+		return fmt.Errorf("%w: reconnect initial delay must be > 0, got %v", ErrInvalidConfig, c.initialDelay)
+	case c.maxDelay < c.initialDelay:
+		return fmt.Errorf("%w: reconnect max delay %v is below the initial delay %v", ErrInvalidConfig, c.maxDelay, c.initialDelay)
+	case c.multiplier < 1:
+		return fmt.Errorf("%w: reconnect multiplier must be >= 1, got %v", ErrInvalidConfig, c.multiplier)
+	case c.jitter < 0 || c.jitter >= 1:
+		return fmt.Errorf("%w: reconnect jitter must be in [0, 1), got %v", ErrInvalidConfig, c.jitter)
+	case c.healthInterval <= 0:
+		return fmt.Errorf("%w: health-check interval must be > 0, got %v", ErrInvalidConfig, c.healthInterval)
+	case c.heartbeat < time.Second:
+		return fmt.Errorf("%w: heartbeat must be at least 1s (AMQP counts whole seconds), got %v", ErrInvalidConfig, c.heartbeat)
+	case c.dialTimeout <= 0:
+		return fmt.Errorf("%w: dial timeout must be > 0, got %v", ErrInvalidConfig, c.dialTimeout)
+	case c.writeTimeout <= 0:
+		return fmt.Errorf("%w: write timeout must be > 0, got %v", ErrInvalidConfig, c.writeTimeout)
+	case c.logger == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
+	}
+	for i, h := range c.hooks {
+		if h == nil {
+			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
+		}
+	}
+	return nil
+}
+
+// newBackoff returns the reconnect delay policy: exponential with jitter.
+func (c *cfg) newBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     c.initialDelay,
+		RandomizationFactor: c.jitter,
+		Multiplier:          c.multiplier,
+		MaxInterval:         c.maxDelay,
+	}
+}
+
+// Option configures a Client. Options are validated together in New.
+type Option interface{ apply(*cfg) }
+
+type optionFunc func(*cfg)
+
+func (f optionFunc) apply(c *cfg) { f(c) }
+
+// WithReconnectDelay sets the first delay between reconnect attempts and the
+// cap that exponential growth stops at (defaults 100ms and 30s).
+func WithReconnectDelay(initial, max time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.initialDelay, c.maxDelay = initial, max })
+}
+
+// WithReconnectMultiplier sets the growth factor of the reconnect delay (default 2.0).
+func WithReconnectMultiplier(m float64) Option {
+	return optionFunc(func(c *cfg) { c.multiplier = m })
+}
+
+// WithReconnectJitter sets the randomization factor j in [0, 1): every delay d
+// is drawn uniformly from [d*(1-j), d*(1+j)] so that many clients do not
+// reconnect at the same instant (default 0.5).
+func WithReconnectJitter(j float64) Option {
+	return optionFunc(func(c *cfg) { c.jitter = j })
+}
+
+// WithHealthCheckInterval sets how often the client polls its connection as a
+// failsafe for a missed close notification (default 100ms).
+func WithHealthCheckInterval(d time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.healthInterval = d })
+}
+
+// WithHeartbeat sets the AMQP heartbeat interval proposed to the broker
+// (default 10s). A dead peer is detected after about three intervals. A
+// heartbeat in the URL (?heartbeat=N) takes precedence.
+func WithHeartbeat(d time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.heartbeat = d })
+}
+
+// WithDialTimeout bounds the TCP connect plus the TLS and AMQP handshakes of one attempt (default 5s).
+func WithDialTimeout(d time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.dialTimeout = d })
+}
+
+// WithWriteTimeout bounds every write to the socket (default 30s). A write that
+// cannot complete in time (a blackholed peer with full buffers) fails the
+// connection, which is then replaced.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.writeTimeout = d })
+}
+
+// WithFailover adds broker URLs tried in turn after the one given to New, for
+// example the other nodes of a cluster.
+func WithFailover(urls ...string) Option {
+	return optionFunc(func(c *cfg) { c.urls = append(c.urls, urls...) })
+}
+
+// WithTLS sets the TLS configuration used for amqps:// URLs.
+func WithTLS(t *tls.Config) Option {
+	return optionFunc(func(c *cfg) { c.tls = t })
+}
+
+// WithConnectionName sets the connection name shown by the broker's management tools.
+func WithConnectionName(name string) Option {
+	return optionFunc(func(c *cfg) { c.name = name })
+}
+
+// WithLogger sets the structured logger (default: discard). URLs are logged without their password.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *cfg) { c.logger = l })
+}
+
+// WithHooks registers values that implement one or more of the hook
+// interfaces (HookConnected, HookDisconnected, HookReconnectAttempt,
+// HookBlocked, HookTopologyError). Only the interfaces a value implements are called.
+func WithHooks(hooks ...any) Option {
+	return optionFunc(func(c *cfg) { c.hooks = append(c.hooks, hooks...) })
+}

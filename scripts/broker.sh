@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# broker.sh: a private RabbitMQ node on 127.0.0.1 for development, tests and CI.
+#
+#   scripts/broker.sh start     install rabbitmq-server from apt if missing, start the node, wait until it answers
+#   scripts/broker.sh stop      stop the node and its epmd; no process is left behind
+#   scripts/broker.sh restart   stop then start (data is kept)
+#   scripts/broker.sh status    exit 0 when the node answers
+#   scripts/broker.sh url       print the AMQP URL
+#   scripts/broker.sh ctl ARGS  run rabbitmqctl against the node (e.g. ctl close_all_connections test)
+#
+# Everything lives under $BROKER_DIR (default: .broker/<name> in the repository, git-ignored).
+# Several nodes can run side by side with different BROKER_NAME / BROKER_PORT values.
+# Every process this script starts is recorded by pid and stopped by that pid, never by name.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BROKER_NAME=${BROKER_NAME:-lavinmq-go}
+BROKER_PORT=${BROKER_PORT:-5680}   # AMQP (avoid 35672-35682: rabbitmqctl uses those)
+BROKER_DIST_PORT=${BROKER_DIST_PORT:-$((BROKER_PORT + 20000))}
+BROKER_EPMD_PORT=${BROKER_EPMD_PORT:-$((BROKER_PORT - 1300))}
+BROKER_DIR=${BROKER_DIR:-$ROOT/.broker/$BROKER_NAME}
+BROKER_START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
+NODE="$BROKER_NAME@localhost"
+RMQ_BIN=/usr/lib/rabbitmq/bin
+
+log() { echo "broker.sh: $*" >&2; }
+
+setup_env() {
+  mkdir -p "$BROKER_DIR/home" "$BROKER_DIR/mnesia" "$BROKER_DIR/log"
+  [ -f "$BROKER_DIR/enabled_plugins" ] || echo '[].' >"$BROKER_DIR/enabled_plugins"
+  if [ ! -f "$BROKER_DIR/home/.erlang.cookie" ]; then
+    # One cookie per node directory, written before the node boots, mode 400.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' >"$BROKER_DIR/home/.erlang.cookie"
+    chmod 400 "$BROKER_DIR/home/.erlang.cookie"
+  fi
+  export HOME="$BROKER_DIR/home"
+  export RABBITMQ_NODENAME="$NODE"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$BROKER_PORT"
+  export RABBITMQ_DIST_PORT="$BROKER_DIST_PORT"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export ERL_EPMD_PORT="$BROKER_EPMD_PORT"
+  export RABBITMQ_MNESIA_BASE="$BROKER_DIR/mnesia"
+  export RABBITMQ_LOG_BASE="$BROKER_DIR/log"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$BROKER_DIR/enabled_plugins"
+  export RABBITMQ_PID_FILE="$BROKER_DIR/rabbitmq.pid"
+  export RABBITMQ_CONFIG_FILE="$BROKER_DIR/rabbitmq"
+  export RABBITMQ_ADVANCED_CONFIG_FILE="$BROKER_DIR/advanced.config"
+  export RABBITMQ_CONF_ENV_FILE="$BROKER_DIR/rabbitmq-env.conf"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+  touch "$RABBITMQ_CONF_ENV_FILE"
+  [ -f "$BROKER_DIR/advanced.config" ] || echo '[].' >"$BROKER_DIR/advanced.config"
+  if [ ! -f "$BROKER_DIR/rabbitmq.conf" ]; then
+    cat >"$BROKER_DIR/rabbitmq.conf" <<EOF
+log.file.level = warning
+log.console = false
+EOF
+  fi
+}
+
+install_if_missing() {
+  [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
+  log "rabbitmq-server is not installed; installing it from apt"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q >/dev/null
+  $sudo apt-get install -y -q --no-install-recommends rabbitmq-server >/dev/null
+  # The package may start a system-wide node under init systems; ours is private and does not need it.
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+ctl() { setup_env; "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
+
+answers() { ctl -q status >/dev/null 2>&1; }
+
+start_epmd() {
+  if alive "$BROKER_DIR/epmd.pid"; then return 0; fi
+  nohup epmd -address 127.0.0.1 -port "$BROKER_EPMD_PORT" >"$BROKER_DIR/log/epmd.out" 2>&1 &
+  echo $! >"$BROKER_DIR/epmd.pid"
+}
+
+start() {
+  install_if_missing
+  setup_env
+  if alive "$BROKER_DIR/server.pid" && answers; then
+    log "node $NODE already running on 127.0.0.1:$BROKER_PORT"
+    return 0
+  fi
+  start_epmd
+  log "starting $NODE on 127.0.0.1:$BROKER_PORT (data in $BROKER_DIR)"
+  nohup "$RMQ_BIN/rabbitmq-server" >"$BROKER_DIR/log/server.out" 2>&1 </dev/null &
+  echo $! >"$BROKER_DIR/server.pid"
+  local deadline=$((SECONDS + BROKER_START_TIMEOUT))
+  until "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q await_startup --timeout 5 >/dev/null 2>&1; do
+    if ! alive "$BROKER_DIR/server.pid"; then
+      log "node exited during start; last lines of its output:"
+      tail -n 30 "$BROKER_DIR/log/server.out" >&2 || true
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "node did not answer within ${BROKER_START_TIMEOUT}s"
+      tail -n 30 "$BROKER_DIR/log/server.out" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "node $NODE is up ($(url))"
+}
+
+wait_gone() { # pidfile seconds
+  local i=0
+  while alive "$1" && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  if alive "$1"; then kill -9 "$(cat "$1")" 2>/dev/null || true; sleep 0.2; fi
+}
+
+stop() {
+  setup_env
+  if alive "$BROKER_DIR/server.pid"; then
+    log "stopping $NODE"
+    "$RMQ_BIN/rabbitmqctl" -n "$NODE" -q stop >/dev/null 2>&1 || kill "$(cat "$BROKER_DIR/server.pid")" 2>/dev/null || true
+    wait_gone "$BROKER_DIR/server.pid" 30
+  fi
+  rm -f "$BROKER_DIR/server.pid"
+  if alive "$BROKER_DIR/epmd.pid"; then
+    kill "$(cat "$BROKER_DIR/epmd.pid")" 2>/dev/null || true
+    wait_gone "$BROKER_DIR/epmd.pid" 5
+  fi
+  rm -f "$BROKER_DIR/epmd.pid"
+}
+
+url() { echo "amqp://guest:guest@127.0.0.1:$BROKER_PORT/"; }
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+restart) stop && start ;;
+status) setup_env && alive "$BROKER_DIR/server.pid" && answers ;;
+url) url ;;
+ctl) shift && ctl "$@" ;;
+*) echo "usage: $0 start|stop|restart|status|url|ctl ARGS" >&2; exit 2 ;;
+esac
