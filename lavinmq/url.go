@@ -3,6 +3,7 @@ package lavinmq
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -24,6 +25,11 @@ func validateURL(raw string) error {
 	}
 	if u.Hostname() == "" {
 		return fmt.Errorf("%w: broker URL %q has no host", ErrInvalidConfig, redact(raw))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%w: broker URL %q: port must be 1-65535", ErrInvalidConfig, redact(raw))
+		}
 	}
 	if _, err := amqp.ParseURI(raw); err != nil {
 		return fmt.Errorf("%w: broker URL %q: %s", ErrInvalidConfig, redact(raw), scrub(err.Error(), raw))

@@ -65,8 +65,9 @@ func (p *Proxy) Restore() {
 	p.RemoveToxic("blackhole-down")
 }
 
-// ResetPeer cuts every current connection with a TCP RST and refuses new
-// ones the same way until Restore... (use RemoveToxic("reset")).
+// ResetPeer makes the proxy reset (TCP RST) every connection at the next byte
+// the client sends, new connections included, until RemoveToxic("reset").
+// An idle connection is reset at its next heartbeat.
 func (p *Proxy) ResetPeer() {
 	p.AddToxic("reset", "reset_peer", "upstream", map[string]any{"timeout": 0})
 }
