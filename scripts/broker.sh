@@ -7,6 +7,7 @@
 #   scripts/broker.sh status    exit 0 when the node answers
 #   scripts/broker.sh url       print the AMQP URL
 #   scripts/broker.sh ctl ARGS  run rabbitmqctl against the node (e.g. ctl close_all_connections test)
+#   scripts/broker.sh kill      SIGKILL the node (a crash), leaving epmd running
 #
 # Everything lives under $BROKER_DIR (default: .broker/<name> in the repository, git-ignored).
 # Several nodes can run side by side with different BROKER_NAME / BROKER_PORT values.
@@ -20,20 +21,22 @@ BROKER_DIST_PORT=${BROKER_DIST_PORT:-$((BROKER_PORT + 20000))}
 BROKER_EPMD_PORT=${BROKER_EPMD_PORT:-$((BROKER_PORT - 1300))}
 BROKER_DIR=${BROKER_DIR:-$ROOT/.broker/$BROKER_NAME}
 BROKER_START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
+BROKER_HOME=${BROKER_HOME:-$BROKER_DIR/home}             # holds the Erlang cookie; shared by the nodes of a cluster
+BROKER_EPMD_PIDFILE=${BROKER_EPMD_PIDFILE:-$BROKER_DIR/epmd.pid}
 NODE="$BROKER_NAME@localhost"
 RMQ_BIN=/usr/lib/rabbitmq/bin
 
 log() { echo "broker.sh: $*" >&2; }
 
 setup_env() {
-  mkdir -p "$BROKER_DIR/home" "$BROKER_DIR/mnesia" "$BROKER_DIR/log"
+  mkdir -p "$BROKER_HOME" "$BROKER_DIR/mnesia" "$BROKER_DIR/log"
   [ -f "$BROKER_DIR/enabled_plugins" ] || echo '[].' >"$BROKER_DIR/enabled_plugins"
-  if [ ! -f "$BROKER_DIR/home/.erlang.cookie" ]; then
-    # One cookie per node directory, written before the node boots, mode 400.
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' >"$BROKER_DIR/home/.erlang.cookie"
-    chmod 400 "$BROKER_DIR/home/.erlang.cookie"
+  if [ ! -f "$BROKER_HOME/.erlang.cookie" ]; then
+    # The cookie is written before the node boots, mode 400.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' >"$BROKER_HOME/.erlang.cookie"
+    chmod 400 "$BROKER_HOME/.erlang.cookie"
   fi
-  export HOME="$BROKER_DIR/home"
+  export HOME="$BROKER_HOME"
   export RABBITMQ_NODENAME="$NODE"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT="$BROKER_PORT"
@@ -76,9 +79,9 @@ ctl() { setup_env; "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
 answers() { ctl -q status >/dev/null 2>&1; }
 
 start_epmd() {
-  if alive "$BROKER_DIR/epmd.pid"; then return 0; fi
+  if alive "$BROKER_EPMD_PIDFILE"; then return 0; fi
   nohup epmd -address 127.0.0.1 -port "$BROKER_EPMD_PORT" >"$BROKER_DIR/log/epmd.out" 2>&1 &
-  echo $! >"$BROKER_DIR/epmd.pid"
+  echo $! >"$BROKER_EPMD_PIDFILE"
 }
 
 start() {
@@ -123,11 +126,22 @@ stop() {
     wait_gone "$BROKER_DIR/server.pid" 30
   fi
   rm -f "$BROKER_DIR/server.pid"
-  if alive "$BROKER_DIR/epmd.pid"; then
-    kill "$(cat "$BROKER_DIR/epmd.pid")" 2>/dev/null || true
-    wait_gone "$BROKER_DIR/epmd.pid" 5
+  [ -n "${BROKER_KEEP_EPMD:-}" ] && return 0
+  if alive "$BROKER_EPMD_PIDFILE"; then
+    kill "$(cat "$BROKER_EPMD_PIDFILE")" 2>/dev/null || true
+    wait_gone "$BROKER_EPMD_PIDFILE" 5
   fi
-  rm -f "$BROKER_DIR/epmd.pid"
+  rm -f "$BROKER_EPMD_PIDFILE"
+}
+
+crash() {
+  setup_env
+  if alive "$BROKER_DIR/server.pid"; then
+    log "killing $NODE (SIGKILL)"
+    kill -9 "$(cat "$BROKER_DIR/server.pid")" 2>/dev/null || true
+    wait_gone "$BROKER_DIR/server.pid" 10
+  fi
+  rm -f "$BROKER_DIR/server.pid"
 }
 
 url() { echo "amqp://guest:guest@127.0.0.1:$BROKER_PORT/"; }
@@ -139,5 +153,6 @@ restart) stop && start ;;
 status) setup_env && alive "$BROKER_DIR/server.pid" && answers ;;
 url) url ;;
 ctl) shift && ctl "$@" ;;
-*) echo "usage: $0 start|stop|restart|status|url|ctl ARGS" >&2; exit 2 ;;
+kill) crash ;;
+*) echo "usage: $0 start|stop|restart|status|url|kill|ctl ARGS" >&2; exit 2 ;;
 esac
