@@ -4,11 +4,10 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// toxiproxy's in-process proxies end their link goroutines asynchronously after Stop.
-		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
-	)
+	goleak.VerifyTestMain(m, testbroker.LeakOptions()...)
 }

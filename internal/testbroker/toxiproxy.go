@@ -9,6 +9,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 )
 
 // Proxy is an in-process toxiproxy between a client and the broker.
@@ -80,5 +81,16 @@ func (p *Proxy) Enable() {
 	p.t.Helper()
 	if err := p.proxy.Start(); err != nil {
 		p.t.Fatalf("restart toxiproxy: %v", err)
+	}
+}
+
+// LeakOptions are the goleak options for packages whose tests use a Proxy:
+// toxiproxy ends its link and toxic goroutines asynchronously after Stop (and
+// leaves stubs of removed toxics blocked until their link closes). Only
+// toxiproxy's own functions are ignored.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 	}
 }

@@ -1,0 +1,60 @@
+// Package producer publishes messages through a lavinmq.Client without ever
+// waiting on the network, and accounts for every message it accepts.
+//
+//	p, err := producer.New(client, "orders",
+//		producer.WithMode(producer.Confirm),     // default: at-least-once
+//		producer.WithPolicy(buffer.DropOldest),  // what a full buffer does
+//		producer.OnDrop(func(m producer.Message, queue string, r producer.DropReason) {
+//			log.Printf("dropped %s: %s", m.MessageID, r)
+//		}))
+//	err = p.Publish(ctx, producer.Message{Body: []byte("hello")}) // enqueue only
+//	err = p.Flush(ctx)                                            // wait for confirms
+//	err = p.Close(ctx)                                            // drain, then stop
+//
+// Publish validates the message and puts it in a preallocated lock-free ring
+// (package buffer). One publisher goroutine per producer drains the ring onto
+// its own AMQP channel.
+//
+// # Guarantees
+//
+// Every message for which Publish returned nil ends in exactly one of:
+// confirmed by the broker (Confirm mode) or written to the socket
+// (FireAndForget), or one call of the OnDrop callback with a DropReason.
+// Stats().Accepted == Confirmed + Dropped + Pending at every observation.
+//
+// Confirm mode is at-least-once: a message leaves the producer's retry set
+// only when the broker acks it. When the channel or the connection is lost,
+// every unconfirmed message is published again first, in its original order,
+// then the buffer resumes; so a consumer can see duplicates (same MessageID:
+// a message without one gets a stable ID, "<producer prefix>-<sequence>", the
+// first time it is published). Messages are persistent by default in Confirm
+// mode: a confirmed message on a durable queue survives a broker restart.
+// Messages are published with the mandatory flag, so a message no queue
+// accepts is reported with reason Unroutable instead of being acked and lost.
+// A nack closes the channel and the unconfirmed messages are sent again on a
+// new one; a message nacked on more attempts than the retry budget is
+// reported with reason Nacked.
+//
+// FireAndForget is at-most-once: a message counts as written once it is
+// handed to the socket; messages written just before a connection dies can
+// be lost without a report, because AMQP gives no way to know. What is still
+// in the buffer during an outage waits for the reconnect. Messages are
+// transient by default.
+//
+// Publish never waits on the network. When the buffer is full the policy
+// decides: buffer.DropOldest evicts the oldest buffered message and reports
+// it with reason Evicted; buffer.Raise returns buffer.ErrFull; buffer.Block
+// waits for room until ctx ends (never spinning).
+//
+// A channel the broker closes (404 unknown exchange, 406 precondition, 403)
+// is reopened with backoff on the same connection: other producers and the
+// connection are not disturbed, and the messages are kept. A broker
+// connection.blocked (memory or disk alarm) pauses the publisher: the buffer
+// absorbs and the policy applies. Close drains until its ctx ends, then
+// reports what is left with reason Shutdown (messages in flight at that
+// moment may still have reached the broker).
+//
+// Hooks (WithHooks) feed metrics: see HookProducerOpened and the others. The
+// OnDrop callback and hooks run on the publisher goroutine (or, for Evicted,
+// on the goroutine calling Publish), never on amqp091-go's I/O goroutine.
+package producer

@@ -1,0 +1,66 @@
+package producer
+
+import "time"
+
+// Hooks are values passed to WithHooks; the producer calls the methods of the
+// interfaces a value implements. They run on the producer's goroutines (the
+// publisher, or the caller of Publish for evictions), never on amqp091-go's
+// I/O goroutine, and must return quickly.
+
+// HookProducerOpened is called by New with a function that reads the
+// producer's Stats; metrics collectors read it at scrape time.
+type HookProducerOpened interface {
+	OnProducerOpened(queue string, stats func() Stats)
+}
+
+// HookProducerClosed is called once the producer has stopped, with its final Stats.
+type HookProducerClosed interface {
+	OnProducerClosed(queue string, final Stats)
+}
+
+// HookConfirmed is called for every message acked by the broker (Confirm
+// mode) with the time from Publish to the ack.
+type HookConfirmed interface {
+	OnConfirmed(queue string, latency time.Duration)
+}
+
+// HookDropped is called for every dropped message, next to the OnDrop callback.
+type HookDropped interface {
+	OnDropped(queue string, reason DropReason)
+}
+
+// HookResent is called when unconfirmed messages are published again after a
+// lost channel or connection, or a nack.
+type HookResent interface {
+	OnResent(queue string, n int)
+}
+
+type hookSet struct {
+	opened    []HookProducerOpened
+	closed    []HookProducerClosed
+	confirmed []HookConfirmed
+	dropped   []HookDropped
+	resent    []HookResent
+}
+
+func newHookSet(hooks []any) hookSet {
+	var s hookSet
+	for _, h := range hooks {
+		if x, ok := h.(HookProducerOpened); ok {
+			s.opened = append(s.opened, x)
+		}
+		if x, ok := h.(HookProducerClosed); ok {
+			s.closed = append(s.closed, x)
+		}
+		if x, ok := h.(HookConfirmed); ok {
+			s.confirmed = append(s.confirmed, x)
+		}
+		if x, ok := h.(HookDropped); ok {
+			s.dropped = append(s.dropped, x)
+		}
+		if x, ok := h.(HookResent); ok {
+			s.resent = append(s.resent, x)
+		}
+	}
+	return s
+}

@@ -1,0 +1,147 @@
+package producer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/c3ecadf2/lavinmq-go/buffer"
+)
+
+// Defaults.
+const (
+	DefaultBufferSize     = 10_000
+	DefaultMaxInFlight    = 1_000
+	DefaultMaxMessageSize = 128 << 20 // RabbitMQ's default max_message_size
+	DefaultRetryBudget    = 10
+	DefaultReopenDelay    = 100 * time.Millisecond
+	DefaultReopenMaxDelay = 5 * time.Second
+)
+
+type config struct {
+	exchange, routingKey string
+	routingSet           bool
+	declare              bool
+	declareArgs          amqp.Table
+	mode                 Mode
+	policy               buffer.Policy
+	bufferSize           int
+	maxInFlight          int
+	maxMessageSize       int
+	retryBudget          int
+	mandatory            bool
+	reopenDelay          time.Duration
+	reopenMaxDelay       time.Duration
+	onDrop               func(Message, string, DropReason)
+	hooks                []any
+	logger               *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		mode:           Confirm,
+		policy:         buffer.DropOldest,
+		bufferSize:     DefaultBufferSize,
+		maxInFlight:    DefaultMaxInFlight,
+		maxMessageSize: DefaultMaxMessageSize,
+		retryBudget:    DefaultRetryBudget,
+		mandatory:      true,
+		reopenDelay:    DefaultReopenDelay,
+		reopenMaxDelay: DefaultReopenMaxDelay,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.mode != Confirm && c.mode != FireAndForget:
+		return fmt.Errorf("%w: unknown mode %v", ErrInvalidConfig, c.mode)
+	case !c.policy.Valid():
+		return fmt.Errorf("%w: unknown buffer policy %v", ErrInvalidConfig, c.policy)
+	case c.bufferSize < 1:
+		return fmt.Errorf("%w: buffer size must be >= 1, got %d", ErrInvalidConfig, c.bufferSize)
+	case c.maxInFlight < 1:
+		return fmt.Errorf("%w: max in-flight must be >= 1, got %d", ErrInvalidConfig, c.maxInFlight)
+	case c.maxMessageSize < 1:
+		return fmt.Errorf("%w: max message size must be >= 1, got %d", ErrInvalidConfig, c.maxMessageSize)
+	case c.retryBudget < 1:
+		return fmt.Errorf("%w: retry budget must be >= 1, got %d", ErrInvalidConfig, c.retryBudget)
+	case c.reopenDelay <= 0 || c.reopenMaxDelay < c.reopenDelay:
+		return fmt.Errorf("%w: reopen delay must be > 0 and <= its max, got %v..%v", ErrInvalidConfig, c.reopenDelay, c.reopenMaxDelay)
+	case c.logger == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
+	}
+	for i, h := range c.hooks {
+		if h == nil {
+			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
+		}
+	}
+	return nil
+}
+
+// Option configures a Producer; options are validated together in New.
+type Option func(*config)
+
+// WithExchange publishes to exchange with routingKey instead of to the
+// queue through the default exchange. The queue given to New still names
+// the producer in logs and metrics (and is what WithDeclare declares).
+func WithExchange(exchange, routingKey string) Option {
+	return func(c *config) { c.exchange, c.routingKey, c.routingSet = exchange, routingKey, true }
+}
+
+// WithDeclare declares the queue (durable, with args; nil for none) through
+// the client's recorded topology before the first publish, so it is declared
+// again after every reconnect. By default the producer declares nothing.
+func WithDeclare(args amqp.Table) Option {
+	return func(c *config) { c.declare, c.declareArgs = true, args }
+}
+
+// WithMode selects Confirm (default) or FireAndForget.
+func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+
+// WithPolicy selects what Publish does when the buffer is full
+// (default buffer.DropOldest).
+func WithPolicy(p buffer.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithBufferSize sets the buffer capacity in messages (default 10_000),
+// allocated once in New.
+func WithBufferSize(n int) Option { return func(c *config) { c.bufferSize = n } }
+
+// WithMaxInFlight bounds the unconfirmed messages on the wire in Confirm
+// mode (default 1_000).
+func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+
+// WithMaxMessageSize makes Publish refuse bodies over n bytes with
+// ErrTooLarge (default 128 MiB, RabbitMQ's default max_message_size).
+func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+
+// WithRetryBudget sets how many nacks a message may get, across channels,
+// before it is reported with reason Nacked (default 10).
+func WithRetryBudget(n int) Option { return func(c *config) { c.retryBudget = n } }
+
+// WithMandatory sets the mandatory flag (default true in Confirm mode, so an
+// unroutable message is reported as Unroutable). FireAndForget never sets it.
+func WithMandatory(on bool) Option { return func(c *config) { c.mandatory = on } }
+
+// WithReopenDelay sets the backoff for reopening a channel the broker closed
+// (default 100ms growing to 5s, with jitter).
+func WithReopenDelay(initial, max time.Duration) Option {
+	return func(c *config) { c.reopenDelay, c.reopenMaxDelay = initial, max }
+}
+
+// OnDrop sets the callback told about every accepted message that is given
+// up, with the reason. It must return quickly.
+func OnDrop(f func(m Message, queue string, reason DropReason)) Option {
+	return func(c *config) { c.onDrop = f }
+}
+
+// WithHooks adds hook values (see HookProducerOpened and the others); a value
+// may implement any subset of the hook interfaces.
+func WithHooks(hooks ...any) Option {
+	return func(c *config) { c.hooks = append(c.hooks, hooks...) }
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

@@ -1,0 +1,409 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+)
+
+// maxBurst bounds how many messages the publisher writes before it looks at
+// confirmations again.
+const maxBurst = 256
+
+// pubState is owned by the publisher goroutine.
+type pubState struct {
+	fl       flight     // published on the current channel, unsettled (Confirm mode)
+	resend   []envelope // unsettled on an earlier channel, to publish first, in order
+	resendAt int
+	stash    *envelope // popped from the ring while arming the wake-up, not yet published
+	seq      uint64    // for generated message IDs
+	returned map[string]struct{}
+	replace  bool // a nack: replace the channel
+	acked    bool // the session had at least one success
+}
+
+func (st *pubState) hasResend() bool { return st.resendAt < len(st.resend) || st.stash != nil }
+
+// next returns the next message to publish: re-sends first, then the buffer.
+func (st *pubState) next(p *Producer) (envelope, bool) {
+	if st.resendAt < len(st.resend) {
+		env := st.resend[st.resendAt]
+		st.resend[st.resendAt] = envelope{}
+		st.resendAt++
+		return env, true
+	}
+	if st.stash != nil {
+		env := *st.stash
+		st.stash = nil
+		return env, true
+	}
+	return p.ring.TryPop()
+}
+
+// unshift puts back a message whose publish failed, to be the next one.
+func (st *pubState) unshift(env envelope) {
+	if st.resendAt > 0 {
+		st.resendAt--
+		st.resend[st.resendAt] = env
+		return
+	}
+	st.resend = append([]envelope{env}, st.resend...)
+}
+
+// requeueUnsettled moves what the flight did not settle in front of the
+// remaining re-sends, keeping publish order.
+func (st *pubState) requeueUnsettled() int {
+	unsettled := st.fl.takeUnsettled(nil)
+	if len(unsettled) == 0 {
+		return 0
+	}
+	for i := range unsettled {
+		unsettled[i].resent = true
+	}
+	st.resend = append(unsettled, st.resend[st.resendAt:]...)
+	st.resendAt = 0
+	return len(unsettled)
+}
+
+func (p *Producer) run() {
+	defer close(p.done)
+	inflight := 1
+	if p.cfg.mode == Confirm {
+		inflight = p.cfg.maxInFlight
+	}
+	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}}
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     p.cfg.reopenDelay,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         p.cfg.reopenMaxDelay,
+	}
+	bo.Reset()
+	declared := !p.cfg.declare
+	for p.runCtx.Err() == nil {
+		cn, err := p.client.Connection(p.runCtx)
+		if err != nil {
+			if errors.Is(err, lavinmq.ErrClosed) {
+				p.log.Warn("producer: client closed, stopping; unsettled messages are reported with reason shutdown")
+			}
+			break
+		}
+		if !declared {
+			_, err := p.client.DeclareQueue(p.runCtx, lavinmq.Queue{Name: p.queue, Durable: true, Args: p.cfg.declareArgs})
+			if err == nil {
+				declared = true
+			} else {
+				d := bo.NextBackOff()
+				p.log.Warn("producer: declaring the queue failed, retrying", "err", err, "retry_in", d)
+				p.pause(d, cn)
+				continue
+			}
+		}
+		st.acked = false
+		p.session(cn, st)
+		if st.acked {
+			bo.Reset()
+		}
+		select {
+		case <-cn.Done(): // the client brings the next connection
+			continue
+		default:
+		}
+		if p.runCtx.Err() == nil {
+			p.pause(bo.NextBackOff(), cn)
+		}
+	}
+	p.shutdown(st)
+}
+
+// pause waits d, or until the connection is lost or the producer stops.
+func (p *Producer) pause(d time.Duration, cn *lavinmq.Conn) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-cn.Done():
+	case <-p.runCtx.Done():
+	}
+}
+
+// session publishes on one channel until the channel or the connection is
+// lost, a nack asks for a new channel, or the producer stops.
+func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
+	ch, err := cn.Channel()
+	if err != nil {
+		p.log.Debug("producer: open channel failed", "err", err)
+		return
+	}
+	closeCh := ch.NotifyClose(make(chan *amqp.Error, 1))
+	var confirms <-chan amqp.Confirmation
+	var returns <-chan amqp.Return
+	if p.cfg.mode == Confirm {
+		if err := ch.Confirm(false); err != nil {
+			p.log.Warn("producer: enabling confirm mode failed", "err", err)
+			_ = ch.Close()
+			return
+		}
+		// Buffered for every message that can be in flight: amqp091-go's
+		// reader goroutine blocks on these sends.
+		confirms = ch.NotifyPublish(make(chan amqp.Confirmation, p.cfg.maxInFlight+1))
+		if p.mandatory {
+			returns = ch.NotifyReturn(make(chan amqp.Return, p.cfg.maxInFlight+1))
+		}
+	}
+	defer func() {
+		_ = ch.Close()
+		// Acks that arrived before the end still count.
+		p.drainConfirms(st, confirms, returns)
+		if n := st.requeueUnsettled(); n > 0 {
+			p.log.Info("producer: channel ended, unconfirmed messages will be published again first", "count", n)
+		}
+		clear(st.returned)
+		st.replace = false
+	}()
+
+	for {
+		if blocked, changed := p.client.Blocked(); blocked {
+			p.log.Info("producer: connection blocked by the broker, publishing paused")
+			select {
+			case <-changed:
+			case c, ok := <-confirms:
+				if !ok {
+					confirms = nil
+					continue
+				}
+				p.onConfirm(st, c, returns)
+				p.notifyFlush()
+			case e := <-closeCh:
+				p.channelClosed(st, e)
+				return
+			case <-cn.Done():
+				return
+			case <-p.runCtx.Done():
+				return
+			}
+			continue
+		}
+		n := 0
+		for n < maxBurst && !st.replace && !st.fl.full() {
+			env, ok := st.next(p)
+			if !ok {
+				break
+			}
+			if err := p.publish(ch, st, &env); err != nil {
+				st.unshift(env)
+				p.log.Debug("producer: publish failed", "err", err)
+				select {
+				case e := <-closeCh:
+					p.channelClosed(st, e)
+				case <-cn.Done():
+				case <-time.After(time.Second): // neither fired: end the channel anyway
+				}
+				return
+			}
+			n++
+		}
+		p.drainConfirms(st, confirms, returns)
+		if st.replace {
+			p.log.Info("producer: broker nacked a message, replacing the channel")
+			return
+		}
+		if n > 0 {
+			continue
+		}
+		var wake <-chan struct{}
+		if !st.fl.full() && !st.hasResend() {
+			wake = p.ring.NotEmpty()
+			if env, ok := p.ring.TryPop(); ok { // re-check after arming
+				st.stash = &env
+				continue
+			}
+		}
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				confirms = nil
+				continue
+			}
+			p.onConfirm(st, c, returns)
+		case <-wake:
+		case e := <-closeCh:
+			p.channelClosed(st, e)
+			return
+		case <-cn.Done():
+			return
+		case <-p.runCtx.Done():
+			return
+		}
+	}
+}
+
+func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error {
+	if b := p.brokerMax.Load(); b > 0 && int64(len(env.msg.Body)) > b {
+		p.drop(env, TooLarge)
+		return nil
+	}
+	if env.msg.MessageID == "" {
+		st.seq++
+		env.msg.MessageID = p.newID(st.seq)
+	}
+	confirm := p.cfg.mode == Confirm
+	if confirm {
+		st.fl.add(*env)
+	}
+	err := ch.PublishWithContext(context.Background(), p.exchange, p.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
+	if err != nil {
+		if confirm {
+			*env = st.fl.unadd()
+		}
+		return err
+	}
+	if env.resent {
+		p.resent.Add(1)
+		for _, h := range p.hooks.resent {
+			h.OnResent(p.queue, 1)
+		}
+	}
+	if !confirm {
+		st.acked = true
+		p.confirm(env)
+		p.notifyFlush()
+	}
+	return nil
+}
+
+// drainConfirms handles the confirmations already received, without waiting.
+func (p *Producer) drainConfirms(st *pubState, confirms <-chan amqp.Confirmation, returns <-chan amqp.Return) {
+	if confirms == nil {
+		return
+	}
+	handled := false
+	for {
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				if handled {
+					p.notifyFlush()
+				}
+				return
+			}
+			p.onConfirm(st, c, returns)
+			handled = true
+		default:
+			if handled {
+				p.notifyFlush()
+			}
+			return
+		}
+	}
+}
+
+func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan amqp.Return) {
+	// The broker sends basic.return before the ack of the same message, and
+	// amqp091-go delivers both from one goroutine in that order: every
+	// return for this ack is already buffered.
+	for draining := returns != nil; draining; {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				draining = false
+				break
+			}
+			st.returned[r.MessageId] = struct{}{}
+		default:
+			draining = false
+		}
+	}
+	s := st.fl.get(c.DeliveryTag)
+	if s == nil || s.done {
+		return
+	}
+	st.acked = true
+	switch {
+	case c.Ack:
+		if _, ok := st.returned[s.env.msg.MessageID]; ok {
+			delete(st.returned, s.env.msg.MessageID)
+			p.drop(&s.env, Unroutable)
+		} else {
+			p.confirm(&s.env)
+		}
+		s.done = true
+	default:
+		s.env.attempts++
+		if int(s.env.attempts) >= p.cfg.retryBudget {
+			p.drop(&s.env, Nacked)
+			s.done = true
+		} else {
+			st.replace = true
+		}
+	}
+	st.fl.advance()
+}
+
+// channelClosed reacts to the broker closing the channel (the connection is
+// fine): messages are kept and published again on the next channel, except
+// those over a max message size the broker just told us about.
+func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
+	if e == nil {
+		return
+	}
+	p.log.Warn("producer: broker closed the channel, reopening it with backoff", "code", e.Code, "reason", e.Reason)
+	if max := brokerMaxSize(e); max > 0 {
+		p.brokerMax.Store(max)
+		for t := st.fl.head; t < st.fl.next; t++ {
+			if s := st.fl.get(t); !s.done && int64(len(s.env.msg.Body)) > max {
+				p.drop(&s.env, TooLarge)
+				s.done = true
+			}
+		}
+		st.fl.advance()
+	}
+}
+
+// brokerMaxSize reads RabbitMQ's "message size N is larger than configured
+// max size M" refusal and returns M, or 0.
+func brokerMaxSize(e *amqp.Error) int64 {
+	const marker = "max size "
+	if e.Code != amqp.PreconditionFailed {
+		return 0
+	}
+	i := strings.LastIndex(e.Reason, marker)
+	if i < 0 {
+		return 0
+	}
+	digits := e.Reason[i+len(marker):]
+	end := 0
+	for end < len(digits) && digits[end] >= '0' && digits[end] <= '9' {
+		end++
+	}
+	n, err := strconv.ParseInt(digits[:end], 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// shutdown reports everything not settled with reason Shutdown.
+func (p *Producer) shutdown(st *pubState) {
+	p.stopAccepting()
+	st.requeueUnsettled()
+	for {
+		env, ok := st.next(p)
+		if !ok {
+			break
+		}
+		p.drop(&env, Shutdown)
+	}
+	st.resend, st.resendAt = nil, 0
+	final := p.Stats()
+	for _, h := range p.hooks.closed {
+		h.OnProducerClosed(p.queue, final)
+	}
+}
