@@ -38,7 +38,8 @@ type slot[T any] struct {
 //
 // The fields are grouped by who writes them, each group on its own cache
 // lines: tail (pushers), head (poppers), read-only layout, sleep flags
-// (written only when a goroutine goes to sleep), and the Block parking lot.
+// (written only when a goroutine goes to sleep), the Block parking lot, and
+// the DropOldest eviction lock (touched only when the ring is full).
 type Ring[T any] struct {
 	_    [cacheLine]byte
 	tail atomic.Uint64 // next position to push
@@ -59,6 +60,11 @@ type Ring[T any] struct {
 
 	mu      sync.Mutex    // guards notFull
 	notFull chan struct{} // closed (broadcast) by a pop when pushers are parked
+	_       [cacheLine - 16]byte
+
+	evictMu  sync.Mutex   // serialises contended DropOldest evictions (policy.go)
+	evictors atomic.Int32 // goroutines in the contended eviction path
+	_        [cacheLine - 12]byte
 }
 
 // New returns a ring that holds exactly capacity elements. All slots are

@@ -147,14 +147,21 @@ func TestRaceStress(t *testing.T) {
 // and with poppers on tiny rings. Every value ends up exactly once in a
 // popper's stream, in an eviction, or still in the ring; and each of these
 // streams keeps every pusher's order.
+//
+// The runs without poppers keep the ring full, so that every push evicts and
+// the pushers contend on the eviction path only.
 func TestDropOldestConservation(t *testing.T) {
-	const pushers, poppers = 4, 2
+	const pushers = 4
 	per := 50_000
 	if testing.Short() {
 		per = 5_000
 	}
-	for _, capacity := range []int{1, 2, 3, 16} {
-		t.Run("cap"+itoa(capacity), func(t *testing.T) {
+	for _, tc := range []struct{ capacity, poppers int }{
+		{1, 2}, {2, 2}, {3, 2}, {16, 2},
+		{1, 0}, {3, 0}, {1024, 0},
+	} {
+		capacity, poppers := tc.capacity, tc.poppers
+		t.Run("cap"+itoa(capacity)+"/poppers"+itoa(poppers), func(t *testing.T) {
 			r := New[uint64](capacity)
 			w := newWatchdog(t, stressLimit)
 			ctx := context.Background()

@@ -7,15 +7,16 @@ import "time"
 // publisher, or the caller of Publish for evictions), never on amqp091-go's
 // I/O goroutine, and must return quickly.
 
-// HookProducerOpened is called by New with a function that reads the
-// producer's Stats; metrics collectors read it at scrape time.
+// HookProducerOpened is called by New with the new producer; metrics
+// collectors read its Stats at scrape time.
 type HookProducerOpened interface {
-	OnProducerOpened(queue string, stats func() Stats)
+	OnProducerOpened(p *Producer)
 }
 
-// HookProducerClosed is called once the producer has stopped, with its final Stats.
+// HookProducerClosed is called once the producer has stopped (Close, or the
+// client's Close), with its final Stats.
 type HookProducerClosed interface {
-	OnProducerClosed(queue string, final Stats)
+	OnProducerClosed(p *Producer, final Stats)
 }
 
 // HookConfirmed is called for every message acked by the broker (Confirm

@@ -123,11 +123,14 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	p.closeCtx, p.closeCancel = context.WithCancel(context.Background())
 	p.runCtx, p.runCancel = context.WithCancel(context.Background())
 	for _, h := range p.hooks.opened {
-		h.OnProducerOpened(queue, p.Stats)
+		h.OnProducerOpened(p)
 	}
 	go p.run()
 	return p, nil
 }
+
+// Queue returns the queue name given to New.
+func (p *Producer) Queue() string { return p.queue }
 
 // Publish validates m and puts it in the buffer. It never waits on the
 // network: only the Block policy waits, for room in the buffer, until ctx
@@ -353,6 +356,7 @@ func (p *Producer) confirm(env *envelope) {
 		}
 	}
 	p.confirmed.Add(1)
+	p.notifyFlush()
 }
 
 func (p *Producer) newID(seq uint64) string {

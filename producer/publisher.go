@@ -180,7 +180,6 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					continue
 				}
 				p.onConfirm(st, c, returns)
-				p.notifyFlush()
 			case e := <-closeCh:
 				p.channelClosed(st, e)
 				return
@@ -274,7 +273,6 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if !confirm {
 		st.acked = true
 		p.confirm(env)
-		p.notifyFlush()
 	}
 	return nil
 }
@@ -284,22 +282,14 @@ func (p *Producer) drainConfirms(st *pubState, confirms <-chan amqp.Confirmation
 	if confirms == nil {
 		return
 	}
-	handled := false
 	for {
 		select {
 		case c, ok := <-confirms:
 			if !ok {
-				if handled {
-					p.notifyFlush()
-				}
 				return
 			}
 			p.onConfirm(st, c, returns)
-			handled = true
 		default:
-			if handled {
-				p.notifyFlush()
-			}
 			return
 		}
 	}
@@ -404,6 +394,6 @@ func (p *Producer) shutdown(st *pubState) {
 	st.resend, st.resendAt = nil, 0
 	final := p.Stats()
 	for _, h := range p.hooks.closed {
-		h.OnProducerClosed(p.queue, final)
+		h.OnProducerClosed(p, final)
 	}
 }

@@ -1,0 +1,426 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+)
+
+// Consumer consumes one queue through a lavinmq.Client and subscribes again,
+// by itself, after every lost connection, channel error or broker-side
+// cancel. It is safe for concurrent use; Run may be active once at a time.
+//
+// Goroutines: Run's own goroutine owns the subscription (it opens, watches and
+// closes the channel of each session); Run starts the handler goroutines
+// (workers) and waits for them before it returns. Close only signals and waits.
+type Consumer struct {
+	client  *lavinmq.Client
+	queue   string
+	cfg     cfg
+	log     *slog.Logger
+	tagBase string // prefix-<random>; the tag of each subscription adds -<n>
+	tagSeq  atomic.Uint64
+
+	closeCtx    context.Context // cancelled by Close
+	closeCancel context.CancelFunc
+
+	mu      sync.Mutex
+	runDone chan struct{} // closed when the active Run returns; nil when none is active
+
+	stats counters
+}
+
+type counters struct {
+	delivered, acked, nackedRequeue, nackedDiscard atomic.Uint64
+	panics, staleAcks, resubscribes                atomic.Uint64
+	inFlight                                       atomic.Int64
+}
+
+// Stats is a snapshot of a Consumer's counters.
+type Stats struct {
+	Delivered     uint64 // deliveries handed to the handler
+	Acked         uint64 // Ack applied on the broker
+	NackedRequeue uint64 // NackRequeue applied (including panics, unless WithRequeueOnPanic(false))
+	NackedDiscard uint64 // NackDiscard applied
+	Panics        uint64 // handler panics recovered
+	StaleAcks     uint64 // Actions dropped because the delivery's channel was gone; the broker redelivers
+	Resubscribes  uint64 // subscriptions made again after the first one
+	InFlight      int    // handlers running now
+}
+
+// session is one subscription: a channel with its consumer. Deliveries
+// remember the session they came on, and their Action is applied on its
+// channel only, never on a later one (a foreign delivery tag is a 406 that
+// closes the channel).
+type session struct {
+	cn         *lavinmq.Conn
+	ch         *amqp.Channel
+	tag        string
+	deliveries <-chan amqp.Delivery
+	closes     chan *amqp.Error // buffered: amqp091 sends at most one error, then closes it
+	cancels    chan string      // buffered: one consumer per channel, so at most one basic.cancel
+	dead       atomic.Bool      // set by Run's goroutine before it closes ch
+}
+
+// live reports whether Actions can still be applied on the session's channel.
+func (s *session) live() bool {
+	if s.dead.Load() {
+		return false
+	}
+	select {
+	case <-s.cn.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+type job struct {
+	s *session
+	d amqp.Delivery
+}
+
+// New validates the options and returns a Consumer of queue on c. It does not
+// talk to the broker: Run subscribes.
+func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidConfig)
+	}
+	if queue == "" {
+		return nil, fmt.Errorf("%w: empty queue name", ErrInvalidConfig)
+	}
+	if len(queue) > 255 {
+		return nil, fmt.Errorf("%w: queue name longer than 255 bytes", ErrInvalidConfig)
+	}
+	cf := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
+		}
+		o.apply(&cf)
+	}
+	if err := cf.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Consumer{
+		client:      c,
+		queue:       queue,
+		cfg:         cf,
+		log:         cf.logger.With("queue", queue),
+		tagBase:     cf.tagPrefix + "-" + strconv.FormatUint(rand.Uint64(), 36),
+		closeCtx:    ctx,
+		closeCancel: cancel,
+	}, nil
+}
+
+// Queue returns the name of the queue consumed.
+func (k *Consumer) Queue() string { return k.queue }
+
+// Stats returns a snapshot of the counters.
+func (k *Consumer) Stats() Stats {
+	return Stats{
+		Delivered:     k.stats.delivered.Load(),
+		Acked:         k.stats.acked.Load(),
+		NackedRequeue: k.stats.nackedRequeue.Load(),
+		NackedDiscard: k.stats.nackedDiscard.Load(),
+		Panics:        k.stats.panics.Load(),
+		StaleAcks:     k.stats.staleAcks.Load(),
+		Resubscribes:  k.stats.resubscribes.Load(),
+		InFlight:      int(k.stats.inFlight.Load()),
+	}
+}
+
+// Run subscribes to the queue and calls h for every delivery, on up to
+// min(concurrency, prefetch) goroutines, applying the Action h returns. It
+// subscribes again after every loss. It blocks until ctx ends (and returns
+// ctx.Err()) or Close is called (and returns nil), and in both cases returns
+// only after the handlers in flight have finished and their Actions have been
+// applied. If the Client is closed under it, Run returns an error wrapping
+// lavinmq.ErrClosed.
+//
+// Handlers get ctx. Run fails at once with ErrNilHandler, ErrRunning (another
+// Run is active) or ErrClosed (after Close).
+func (k *Consumer) Run(ctx context.Context, h Handler) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidConfig)
+	}
+	k.mu.Lock()
+	if k.closeCtx.Err() != nil {
+		k.mu.Unlock()
+		return ErrClosed
+	}
+	if k.runDone != nil {
+		k.mu.Unlock()
+		return ErrRunning
+	}
+	done := make(chan struct{})
+	k.runDone = done
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.runDone = nil
+		k.mu.Unlock()
+		close(done)
+	}()
+
+	stopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopOnClose := context.AfterFunc(k.closeCtx, cancel)
+	defer stopOnClose()
+
+	// jobs is buffered up to prefetch (the most a channel has unacked) so that
+	// Run's goroutine hands deliveries over in bursts; the workers, not the
+	// buffer, bound the handlers running at once. Jobs still buffered when Run
+	// stops are skipped (the channel close requeues them), and jobs of a lost
+	// channel are dropped as stale without running the handler.
+	jobs := make(chan job, k.cfg.prefetch)
+	var workers sync.WaitGroup
+	for range k.cfg.workers() {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				if stopCtx.Err() != nil {
+					continue
+				}
+				k.handle(ctx, h, j)
+			}
+		}()
+	}
+
+	s, err := k.loop(stopCtx, jobs)
+	// Graceful end: no more deliveries, let the handlers in flight finish and
+	// apply their Actions on the still-open channel, then close it (the
+	// broker requeues whatever was prefetched but not handled).
+	if s != nil && s.live() {
+		if cerr := s.ch.Cancel(s.tag, false); cerr != nil {
+			k.log.Debug("consumer: cancel subscription", "error", cerr)
+		}
+	}
+	close(jobs)
+	workers.Wait()
+	if s != nil {
+		k.endSession(s)
+	}
+	k.log.Info("consumer: stopped")
+	switch {
+	case err != nil:
+		return err
+	case k.closeCtx.Err() != nil:
+		return nil
+	default:
+		return ctx.Err()
+	}
+}
+
+// Close stops consuming: Run cancels the subscription, lets the handlers in
+// flight finish, closes its channel (not the Client's connection) and
+// returns. Close waits for that until ctx ends (then it returns ctx.Err()).
+// It is idempotent; Run after Close returns ErrClosed.
+func (k *Consumer) Close(ctx context.Context) error {
+	k.closeCancel()
+	k.mu.Lock()
+	done := k.runDone
+	k.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loop subscribes, pumps deliveries to the workers until the subscription is
+// lost, and subscribes again, until ctx ends. It returns the session that was
+// live when ctx ended (still open, for a graceful end), or an error when the
+// Client was closed.
+func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (*session, error) {
+	b := k.cfg.newBackoff()
+	subscribed := false
+	declare := k.cfg.declare
+	var lostAt time.Time
+	for attempt := 1; ; attempt++ {
+		s, cn, err := k.subscribe(ctx, declare)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			if errors.Is(err, lavinmq.ErrClosed) {
+				k.log.Error("consumer: client closed, stopping", "error", err)
+				return nil, fmt.Errorf("consumer: queue %q: %w", k.queue, err)
+			}
+			delay := b.NextBackOff()
+			if notFound(err) {
+				declare = k.cfg.declare
+				k.log.Warn("consumer: queue not found, retrying", "attempt", attempt, "delay", delay, "declare", declare)
+			} else {
+				k.log.Warn("consumer: subscribe failed, retrying", "attempt", attempt, "delay", delay, "error", err)
+			}
+			if !k.wait(ctx, cn, delay) {
+				return nil, nil
+			}
+			continue
+		}
+		declare, attempt = false, 0
+		b.Reset()
+		if subscribed {
+			k.stats.resubscribes.Add(1)
+			k.log.Info("consumer: resubscribed", "tag", s.tag, "generation", s.cn.Generation(), "downtime", time.Since(lostAt))
+			k.eachHook(func(h any) {
+				if h, ok := h.(HookResubscribed); ok {
+					h.OnResubscribed(k.queue)
+				}
+			})
+		} else {
+			k.log.Info("consumer: subscribed", "tag", s.tag, "generation", s.cn.Generation())
+		}
+		subscribed = true
+
+		reason, cancelled := k.pump(ctx, s, jobs)
+		if reason == "" {
+			return s, nil
+		}
+		lostAt = time.Now()
+		k.endSession(s)
+		if cancelled {
+			declare = k.cfg.declare // the queue may have been deleted
+		}
+		k.log.Warn("consumer: subscription lost", "tag", s.tag, "reason", reason)
+	}
+}
+
+// wait sleeps for delay, or until the connection cn (if known) is lost (its
+// successor can be tried at once), or ctx ends (false).
+func (k *Consumer) wait(ctx context.Context, cn *lavinmq.Conn, delay time.Duration) bool {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	var lost <-chan struct{}
+	if cn != nil {
+		lost = cn.Done()
+	}
+	select {
+	case <-t.C:
+	case <-lost:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// subscribe opens a channel on the current connection, sets QoS and starts
+// consuming. It returns the connection it used (when it got one) so that a
+// failure can wait for its loss.
+func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavinmq.Conn, error) {
+	cn, err := k.client.Connection(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if declare {
+		q := lavinmq.Queue{Name: k.queue, Durable: true, Args: k.cfg.declareArgs}
+		if _, err := k.client.DeclareQueue(ctx, q); err != nil {
+			return nil, cn, err
+		}
+	}
+	ch, err := cn.Channel()
+	if err != nil {
+		return nil, cn, err
+	}
+	s := &session{
+		cn:      cn,
+		ch:      ch,
+		tag:     k.tagBase + "-" + strconv.FormatUint(k.tagSeq.Add(1), 10),
+		closes:  ch.NotifyClose(make(chan *amqp.Error, 1)),
+		cancels: ch.NotifyCancel(make(chan string, 1)),
+	}
+	if err := ch.Qos(k.cfg.prefetch, 0, false); err != nil {
+		k.endSession(s)
+		return nil, cn, fmt.Errorf("qos: %w", err)
+	}
+	s.deliveries, err = ch.Consume(k.queue, s.tag, false, false, false, false, nil)
+	if err != nil {
+		k.endSession(s)
+		return nil, cn, fmt.Errorf("consume: %w", err)
+	}
+	return s, cn, nil
+}
+
+// endSession marks s dead, so that no more Actions go to its channel, and
+// closes the channel (the broker requeues its unacknowledged deliveries).
+func (k *Consumer) endSession(s *session) {
+	s.dead.Store(true)
+	_ = s.ch.Close() // ErrClosed when the channel or connection is already gone
+}
+
+// pump hands the deliveries of s to the workers until ctx ends (reason "")
+// or the subscription is lost (the reason; cancelled when the broker sent
+// basic.cancel). A delivery taken but not handed over when that happens stays
+// unacknowledged and the broker delivers it again.
+func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reason string, cancelled bool) {
+	lost := s.cn.Done()
+	for {
+		select {
+		case d, ok := <-s.deliveries:
+			if !ok {
+				// amqp091 notifies a basic.cancel before it closes the deliveries.
+				select {
+				case <-s.cancels:
+					return "cancelled by the broker", true
+				default:
+					return "delivery channel closed", false
+				}
+			}
+			select {
+			case jobs <- job{s: s, d: d}:
+			case <-ctx.Done():
+				return "", false
+			case <-lost:
+				return "connection lost", false
+			case e := <-s.closes:
+				return closeReason(e), false
+			case <-s.cancels:
+				return "cancelled by the broker", true
+			}
+		case <-ctx.Done():
+			return "", false
+		case <-lost:
+			return "connection lost", false
+		case e := <-s.closes:
+			return closeReason(e), false
+		case <-s.cancels:
+			return "cancelled by the broker", true
+		}
+	}
+}
+
+func closeReason(e *amqp.Error) string {
+	if e == nil {
+		return "channel closed"
+	}
+	return "channel closed: " + e.Error()
+}
+
+// notFound reports whether err is the broker's 404 (no such queue).
+func notFound(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == amqp.NotFound
+}

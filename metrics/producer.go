@@ -1,0 +1,144 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/c3ecadf2/lavinmq-go/producer"
+)
+
+// producerMetrics reads every live producer's Stats at scrape time (so the
+// publish path pays nothing for them) and keeps the final counts of closed
+// producers, so counters never go down. Only the confirm latency is fed per
+// message, by HookConfirmed.
+type producerMetrics struct {
+	mu      sync.Mutex
+	live    map[*producer.Producer]struct{}
+	retired map[string]*producerTotals // by queue
+
+	accepted, confirmed, dropped, resent *prometheus.Desc
+	buffered, capacity, inFlight         *prometheus.Desc
+	latency                              *prometheus.HistogramVec
+}
+
+type producerTotals struct {
+	accepted, confirmed, resent uint64
+	dropped                     map[producer.DropReason]uint64
+}
+
+func (t *producerTotals) add(s producer.Stats) {
+	t.accepted += s.Accepted
+	t.confirmed += s.Confirmed
+	t.resent += s.Resent
+	for r, n := range s.DroppedBy {
+		t.dropped[r] += n
+	}
+}
+
+func newTotals() *producerTotals {
+	return &producerTotals{dropped: map[producer.DropReason]uint64{}}
+}
+
+func (m *producerMetrics) init() []prometheus.Collector {
+	const sub = "producer"
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, sub, name), help, append([]string{"queue"}, labels...), nil)
+	}
+	m.live = map[*producer.Producer]struct{}{}
+	m.retired = map[string]*producerTotals{}
+	m.accepted = desc("messages_accepted_total", "Messages accepted by Publish.")
+	m.confirmed = desc("messages_confirmed_total", "Messages acked by the broker (Confirm mode) or written to the socket (FireAndForget).")
+	m.dropped = desc("messages_dropped_total", "Accepted messages given up, by reason (evicted, nacked, unroutable, too_large, shutdown).", "reason")
+	m.resent = desc("messages_resent_total", "Publications of unconfirmed messages again after a lost channel or connection, or a nack.")
+	m.buffered = desc("buffered_messages", "Messages waiting in the producer's buffer.")
+	m.capacity = desc("buffer_capacity_messages", "Capacity of the producer's buffer.")
+	m.inFlight = desc("in_flight_messages", "Messages taken from the buffer and not yet confirmed.")
+	m.latency = histogramVec(sub, "confirm_latency_seconds", "Time from Publish to the broker's ack, Confirm mode.", latencyBuckets, "queue")
+	return []prometheus.Collector{m, m.latency}
+}
+
+// Describe implements prometheus.Collector.
+func (m *producerMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.accepted, m.confirmed, m.dropped, m.resent, m.buffered, m.capacity, m.inFlight} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
+	type gauges struct{ buffered, capacity, inFlight int }
+	m.mu.Lock()
+	totals := make(map[string]*producerTotals, len(m.retired)+len(m.live))
+	g := map[string]*gauges{}
+	for q, t := range m.retired {
+		c := newTotals()
+		c.add(producer.Stats{Accepted: t.accepted, Confirmed: t.confirmed, Resent: t.resent, DroppedBy: t.dropped})
+		totals[q] = c
+	}
+	for p := range m.live {
+		s := p.Stats()
+		q := p.Queue()
+		if totals[q] == nil {
+			totals[q] = newTotals()
+		}
+		totals[q].add(s)
+		if g[q] == nil {
+			g[q] = &gauges{}
+		}
+		g[q].buffered += s.Buffered
+		g[q].capacity += s.Capacity
+		g[q].inFlight += s.InFlight
+	}
+	m.mu.Unlock()
+	for q, t := range totals {
+		ch <- prometheus.MustNewConstMetric(m.accepted, prometheus.CounterValue, float64(t.accepted), q)
+		ch <- prometheus.MustNewConstMetric(m.confirmed, prometheus.CounterValue, float64(t.confirmed), q)
+		ch <- prometheus.MustNewConstMetric(m.resent, prometheus.CounterValue, float64(t.resent), q)
+		for _, r := range producer.DropReasons() {
+			ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(t.dropped[r]), q, r.String())
+		}
+		x := g[q]
+		if x == nil {
+			x = &gauges{}
+		}
+		ch <- prometheus.MustNewConstMetric(m.buffered, prometheus.GaugeValue, float64(x.buffered), q)
+		ch <- prometheus.MustNewConstMetric(m.capacity, prometheus.GaugeValue, float64(x.capacity), q)
+		ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(x.inFlight), q)
+	}
+}
+
+// OnProducerOpened implements producer.HookProducerOpened.
+func (m *Metrics) OnProducerOpened(p *producer.Producer) {
+	m.producer.mu.Lock()
+	m.producer.live[p] = struct{}{}
+	m.producer.mu.Unlock()
+}
+
+// OnProducerClosed implements producer.HookProducerClosed.
+func (m *Metrics) OnProducerClosed(p *producer.Producer, final producer.Stats) {
+	m.producer.mu.Lock()
+	defer m.producer.mu.Unlock()
+	if _, ok := m.producer.live[p]; !ok {
+		return
+	}
+	delete(m.producer.live, p)
+	t := m.producer.retired[p.Queue()]
+	if t == nil {
+		t = newTotals()
+		m.producer.retired[p.Queue()] = t
+	}
+	t.add(final)
+}
+
+// OnConfirmed implements producer.HookConfirmed.
+func (m *Metrics) OnConfirmed(queue string, latency time.Duration) {
+	m.producer.latency.WithLabelValues(queue).Observe(latency.Seconds())
+}
+
+var (
+	_ producer.HookProducerOpened = (*Metrics)(nil)
+	_ producer.HookProducerClosed = (*Metrics)(nil)
+	_ producer.HookConfirmed      = (*Metrics)(nil)
+)

@@ -1,0 +1,148 @@
+package metrics_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/c3ecadf2/lavinmq-go/consumer"
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+	"github.com/c3ecadf2/lavinmq-go/metrics"
+	"github.com/c3ecadf2/lavinmq-go/producer"
+)
+
+// value reads one series (selected by its labels) from the registry.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				if labelValue(m.GetLabel(), k) != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	t.Fatalf("series %s%v not found", name, labels)
+	return 0
+}
+
+// TestProducerSeriesFollowStats drives a producer whose client never
+// connects: evictions, buffer depth, then shutdown drops, which stay counted
+// after the producer is gone.
+func TestProducerSeriesFollowStats(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithHooks(m), lavinmq.WithReconnectDelay(time.Second, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := producer.New(c, "orders", producer.WithBufferSize(3), producer.WithHooks(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := p.Publish(context.Background(), producer.Message{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := map[string]string{"queue": "orders"}
+	for name, want := range map[string]float64{
+		"lavinmq_producer_messages_accepted_total":  5,
+		"lavinmq_producer_messages_confirmed_total": 0,
+		"lavinmq_producer_buffered_messages":        3,
+		"lavinmq_producer_buffer_capacity_messages": 3,
+		"lavinmq_producer_in_flight_messages":       0,
+	} {
+		if got := value(t, reg, name, q); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, reg, "lavinmq_producer_messages_dropped_total", map[string]string{"queue": "orders", "reason": "evicted"}); got != 2 {
+		t.Errorf("dropped{evicted} = %v, want 2", got)
+	}
+	if got := value(t, reg, "lavinmq_client_connected", nil); got != 0 {
+		t.Errorf("connected = %v for a client that never connected", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Close(ctx)
+	if got := value(t, reg, "lavinmq_producer_messages_dropped_total", map[string]string{"queue": "orders", "reason": "shutdown"}); got != 3 {
+		t.Errorf("dropped{shutdown} after Close = %v, want 3", got)
+	}
+	if got := value(t, reg, "lavinmq_producer_messages_accepted_total", q); got != 5 {
+		t.Errorf("accepted after Close = %v, want 5 (kept)", got)
+	}
+	if got := value(t, reg, "lavinmq_producer_buffered_messages", q); got != 0 {
+		t.Errorf("buffered after Close = %v, want 0", got)
+	}
+	m.OnConfirmed("orders", 3*time.Millisecond)
+	if got := value(t, reg, "lavinmq_producer_confirm_latency_seconds", q); got != 1 {
+		t.Errorf("confirm latency samples = %v, want 1", got)
+	}
+}
+
+func TestConsumerHooksFeedSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OnDelivered("jobs")
+	m.OnDelivered("jobs")
+	m.OnDelivered("jobs")
+	m.OnHandled("jobs", consumer.Ack, time.Millisecond)
+	m.OnHandled("jobs", consumer.NackRequeue, time.Millisecond)
+	m.OnHandled("jobs", consumer.NackDiscard, time.Millisecond)
+	m.OnPanic("jobs", "boom")
+	m.OnStaleAck("jobs")
+	m.OnResubscribed("jobs")
+	q := map[string]string{"queue": "jobs"}
+	for name, want := range map[string]float64{
+		"lavinmq_consumer_deliveries_total":         3,
+		"lavinmq_consumer_acks_total":               1,
+		"lavinmq_consumer_handler_panics_total":     1,
+		"lavinmq_consumer_stale_acks_total":         1,
+		"lavinmq_consumer_resubscribes_total":       1,
+		"lavinmq_consumer_handler_duration_seconds": 3,
+	} {
+		if got := value(t, reg, name, q); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for _, r := range []string{"requeue", "discard"} {
+		if got := value(t, reg, "lavinmq_consumer_nacks_total", map[string]string{"queue": "jobs", "reason": r}); got != 1 {
+			t.Errorf("nacks{%s} = %v, want 1", r, got)
+		}
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}

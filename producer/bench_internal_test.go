@@ -1,0 +1,78 @@
+package producer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+)
+
+// BenchmarkPublishEnqueue measures Publish alone: validate and push into the
+// ring. The client never connects, and the benchmark empties the ring (timer
+// stopped) every 4096 messages so every push finds room.
+func BenchmarkPublishEnqueue(b *testing.B) {
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(c, "bench", WithBufferSize(8192))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = p.Close(ctx)
+	}()
+	ctx := context.Background()
+	m := Message{Body: make([]byte, 16), ContentType: "application/octet-stream"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		if i&4095 == 4095 {
+			b.StopTimer()
+			for {
+				if _, ok := p.ring.TryPop(); !ok {
+					break
+				}
+			}
+			b.StartTimer()
+		}
+	}
+}
+
+// BenchmarkPublishEnqueueFull measures Publish on a full ring with
+// DropOldest: every call evicts the oldest message (counted, no callback).
+func BenchmarkPublishEnqueueFull(b *testing.B) {
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p, err := New(c, "bench", WithBufferSize(1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = p.Close(ctx)
+	}()
+	ctx := context.Background()
+	m := Message{Body: make([]byte, 16)}
+	for range 1024 {
+		_ = p.Publish(ctx, m)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
