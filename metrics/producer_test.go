@@ -17,33 +17,11 @@ import (
 // value reads one series (selected by its labels) from the registry.
 func value(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v := sample(reg, name, labels)
+	if v < 0 {
+		t.Fatalf("series %s%v not found", name, labels)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				if labelValue(m.GetLabel(), k) != v {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	t.Fatalf("series %s%v not found", name, labels)
-	return 0
+	return v
 }
 
 // TestProducerSeriesFollowStats drives a producer whose client never
