@@ -12,20 +12,7 @@ import (
 // ring. The client never connects, and the benchmark empties the ring (timer
 // stopped) every 4096 messages so every push finds room.
 func BenchmarkPublishEnqueue(b *testing.B) {
-	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	p, err := New(c, "bench", WithBufferSize(8192))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = p.Close(ctx)
-	}()
+	p := offlineProducer(b, 8192)
 	ctx := context.Background()
 	m := Message{Body: make([]byte, 16), ContentType: "application/octet-stream"}
 	b.ReportAllocs()
@@ -49,20 +36,7 @@ func BenchmarkPublishEnqueue(b *testing.B) {
 // BenchmarkPublishEnqueueFull measures Publish on a full ring with
 // DropOldest: every call evicts the oldest message (counted, no callback).
 func BenchmarkPublishEnqueueFull(b *testing.B) {
-	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	p, err := New(c, "bench", WithBufferSize(1024))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = p.Close(ctx)
-	}()
+	p := offlineProducer(b, 1024)
 	ctx := context.Background()
 	m := Message{Body: make([]byte, 16)}
 	for range 1024 {
@@ -75,4 +49,24 @@ func BenchmarkPublishEnqueueFull(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// offlineProducer returns a producer whose client never connects; both are
+// closed when the benchmark ends.
+func offlineProducer(b *testing.B, size int) *Producer {
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(c, "bench", WithBufferSize(size))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = p.Close(ctx)
+		c.Close()
+	})
+	return p
 }

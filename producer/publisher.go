@@ -169,23 +169,31 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		st.replace = false
 	}()
 
+	// await waits for a confirmation, for wake, or for the end of the
+	// session, and reports whether the session is over.
+	await := func(wake <-chan struct{}) bool {
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				confirms = nil // closed with the channel: closeCh or cn.Done follows
+			} else {
+				p.onConfirm(st, c, returns)
+			}
+		case <-wake:
+		case e := <-closeCh:
+			p.channelClosed(st, e)
+			return true
+		case <-cn.Done():
+			return true
+		case <-p.runCtx.Done():
+			return true
+		}
+		return false
+	}
 	for {
 		if blocked, changed := p.client.Blocked(); blocked {
 			p.log.Info("producer: connection blocked by the broker, publishing paused")
-			select {
-			case <-changed:
-			case c, ok := <-confirms:
-				if !ok {
-					confirms = nil
-					continue
-				}
-				p.onConfirm(st, c, returns)
-			case e := <-closeCh:
-				p.channelClosed(st, e)
-				return
-			case <-cn.Done():
-				return
-			case <-p.runCtx.Done():
+			if await(changed) {
 				return
 			}
 			continue
@@ -225,20 +233,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 				continue
 			}
 		}
-		select {
-		case c, ok := <-confirms:
-			if !ok {
-				confirms = nil
-				continue
-			}
-			p.onConfirm(st, c, returns)
-		case <-wake:
-		case e := <-closeCh:
-			p.channelClosed(st, e)
-			return
-		case <-cn.Done():
-			return
-		case <-p.runCtx.Done():
+		if await(wake) {
 			return
 		}
 	}

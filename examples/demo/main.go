@@ -49,7 +49,9 @@ type tally struct {
 
 func run(url string, duration time.Duration, rate int, restartAt time.Duration, restartCmd string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := lavinmq.New(url, lavinmq.WithLogger(log), lavinmq.WithConnectionName("lavinmq-go demo"))
+	// A 2 s cap on the reconnect backoff (default 30 s) so the demo shows a quick recovery.
+	c, err := lavinmq.New(url, lavinmq.WithLogger(log), lavinmq.WithConnectionName("lavinmq-go demo"),
+		lavinmq.WithReconnectDelay(100*time.Millisecond, 2*time.Second))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 2
