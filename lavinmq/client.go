@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -163,6 +164,9 @@ func (c *Client) run() {
 	var gen uint64
 	var lostAt time.Time
 	for {
+		if gen > 0 && !c.pauseBeforeReconnect() {
+			return
+		}
 		conn, idx, attempts, ok := c.connect(b, next)
 		if !ok {
 			return
@@ -202,6 +206,24 @@ func (c *Client) run() {
 				h.OnDisconnected(DisconnectedEvent{Endpoint: cn.endpoint, Err: err, DetectedBy: by})
 			}
 		})
+	}
+}
+
+// pauseBeforeReconnect waits a random delay in [0, 2·jitter·initial delay)
+// (0 to 100 ms with the defaults) before the first dial after a loss, so
+// that many clients that lose their connections at once (a broker closing
+// them all, a node leaving a cluster) do not all dial in the same instant.
+// It reports false when the client was closed meanwhile.
+func (c *Client) pauseBeforeReconnect() bool {
+	d := time.Duration(rand.Float64() * 2 * c.cfg.jitter * float64(c.cfg.initialDelay))
+	if d <= 0 {
+		return c.ctx.Err() == nil
+	}
+	select {
+	case <-c.cfg.after(d):
+		return true
+	case <-c.ctx.Done():
+		return false
 	}
 }
 

@@ -3,6 +3,7 @@ package lavinmq_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +207,38 @@ func TestClientCloseDuringReconnectLoopIsPrompt(t *testing.T) {
 	}
 	if err := c.WaitConnected(context.Background()); !errors.Is(err, lavinmq.ErrClosed) {
 		t.Fatalf("WaitConnected after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestReconnectsAreSpreadByJitter: ten clients lose their connections at the
+// same instant (the broker closes them all); the random pause before the first
+// dial spreads their reconnects instead of a thundering herd.
+func TestReconnectsAreSpreadByJitter(t *testing.T) {
+	const n = 10
+	evs := make([]*events, n)
+	for i := range evs {
+		var c *lavinmq.Client
+		c, evs[i] = newClient(t, testbroker.URL(t))
+		waitConnected(t, c, 10*time.Second)
+	}
+	testbroker.CloseAllConnections(t)
+	downtimes := make([]time.Duration, 0, n)
+	testbroker.Eventually(t, 20*time.Second, "every client reconnected", func() bool {
+		downtimes = downtimes[:0]
+		for _, ev := range evs {
+			ev.mu.Lock()
+			if last := ev.connected[len(ev.connected)-1]; last.Reconnect {
+				downtimes = append(downtimes, last.Downtime)
+			}
+			ev.mu.Unlock()
+		}
+		return len(downtimes) == n
+	})
+	slices.Sort(downtimes)
+	spread := downtimes[n-1] - downtimes[0]
+	t.Logf("downtime after close_all_connections over %d clients: min %v, median %v, max %v (spread %v)",
+		n, downtimes[0], downtimes[n/2], downtimes[n-1], spread)
+	if spread < 10*time.Millisecond {
+		t.Fatalf("reconnects within %v of each other: not spread (downtimes %v)", spread, downtimes)
 	}
 }

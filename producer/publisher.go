@@ -339,6 +339,10 @@ func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
 	if e == nil {
 		return
 	}
+	if !channelLevel(e.Code) { // the whole connection went: the client reconnects
+		p.log.Debug("producer: channel ended with its connection", "code", e.Code, "reason", e.Reason)
+		return
+	}
 	p.log.Warn("producer: broker closed the channel, reopening it with backoff", "code", e.Code, "reason", e.Reason)
 	if max := brokerMaxSize(e); max > 0 {
 		p.brokerMax.Store(max)
@@ -350,6 +354,16 @@ func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
 		}
 		st.fl.advance()
 	}
+}
+
+// channelLevel reports whether an AMQP reply code closes only a channel
+// (the soft errors of AMQP 0-9-1), not the connection.
+func channelLevel(code int) bool {
+	switch code {
+	case amqp.ContentTooLarge, amqp.NoConsumers, amqp.AccessRefused, amqp.NotFound, amqp.ResourceLocked, amqp.PreconditionFailed:
+		return true
+	}
+	return false
 }
 
 // brokerMaxSize reads RabbitMQ's "message size N is larger than configured

@@ -115,7 +115,14 @@ start() {
 wait_gone() { # pidfile seconds
   local i=0
   while alive "$1" && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-  if alive "$1"; then kill -9 "$(cat "$1")" 2>/dev/null || true; sleep 0.2; fi
+  if alive "$1"; then kill_vm; kill -9 "$(cat "$1")" 2>/dev/null || true; sleep 0.2; fi
+}
+
+# kill_vm SIGKILLs the Erlang VM. server.pid holds the /bin/sh rabbitmq-server wrapper, which beam.smp
+# would survive, orphaned and still serving; RabbitMQ writes the VM's own pid to RABBITMQ_PID_FILE.
+kill_vm() {
+  if alive "$BROKER_DIR/rabbitmq.pid"; then kill -9 "$(cat "$BROKER_DIR/rabbitmq.pid")" 2>/dev/null || true; fi
+  rm -f "$BROKER_DIR/rabbitmq.pid"
 }
 
 stop() {
@@ -138,6 +145,7 @@ crash() {
   setup_env
   if alive "$BROKER_DIR/server.pid"; then
     log "killing $NODE (SIGKILL)"
+    kill_vm
     kill -9 "$(cat "$BROKER_DIR/server.pid")" 2>/dev/null || true
     wait_gone "$BROKER_DIR/server.pid" 10
   fi

@@ -1,0 +1,176 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
+)
+
+// Row is one line of the results table.
+type Row struct {
+	Scenario         string            `json:"scenario"`
+	Mode             string            `json:"mode"`
+	Policy           string            `json:"policy"`
+	Published        uint64            `json:"published"` // accepted by Publish
+	Rejected         uint64            `json:"rejected"`  // Publish returned an error (e.g. buffer.ErrFull)
+	Confirmed        uint64            `json:"confirmed"`
+	Dropped          uint64            `json:"dropped"`
+	DroppedBy        map[string]uint64 `json:"dropped_by"`
+	Received         int               `json:"received"` // distinct
+	Lost             int               `json:"lost"`
+	Duplicates       int               `json:"duplicates"`
+	MaxPublishCallMs float64           `json:"max_publish_call_ms"`
+	MaxConfirmGapMs  float64           `json:"max_confirm_gap_ms"`
+	Faults           int               `json:"faults"`
+	RecoveryMs       []float64         `json:"recovery_ms"`
+	RecoveryMaxMs    float64           `json:"recovery_max_ms"`
+	DurationS        float64           `json:"duration_s"`
+	Pass             bool              `json:"pass"`
+	Notes            string            `json:"notes"`
+}
+
+var results struct {
+	mu   sync.Mutex
+	rows []Row
+}
+
+// record adds a row to the results file and logs it.
+func record(t *testing.T, r Row) {
+	t.Helper()
+	if r.DroppedBy == nil {
+		r.DroppedBy = map[string]uint64{}
+	}
+	for _, ms := range r.RecoveryMs {
+		r.RecoveryMaxMs = max(r.RecoveryMaxMs, ms)
+	}
+	r.Pass = !t.Failed()
+	t.Logf("ROW %s", rowString(r))
+	results.mu.Lock()
+	results.rows = append(results.rows, r)
+	results.mu.Unlock()
+}
+
+func rowString(r Row) string {
+	return fmt.Sprintf("scenario=%s mode=%s policy=%s published=%d rejected=%d confirmed=%d dropped=%d (%s) "+
+		"received=%d lost=%d duplicates=%d max_publish_call=%.1fms max_confirm_gap=%.0fms faults=%d recovery=%sms duration=%.1fs pass=%v notes=%q",
+		r.Scenario, r.Mode, r.Policy, r.Published, r.Rejected, r.Confirmed, r.Dropped, droppedBy(r.DroppedBy),
+		r.Received, r.Lost, r.Duplicates, r.MaxPublishCallMs, r.MaxConfirmGapMs, r.Faults, floats(r.RecoveryMs), r.DurationS, r.Pass, r.Notes)
+}
+
+func droppedBy(m map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+func floats(fs []float64) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = strconv.FormatFloat(f, 'f', 0, 64)
+	}
+	return strings.Join(parts, ";")
+}
+
+// repoRoot finds the folder holding go.mod, like testbroker.Root, without a testing.TB.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+// writeResults writes the rows collected by the tests to
+// bench/results/chaos.json and chaos.csv. With no rows (a -run that selected
+// no scenario) the files are left alone.
+func writeResults() error {
+	results.mu.Lock()
+	rows := slices.Clone(results.rows)
+	results.mu.Unlock()
+	if len(rows) == 0 {
+		return nil
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chaos.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"scenario", "mode", "policy", "published", "rejected", "confirmed", "dropped", "dropped_by",
+		"received", "lost", "duplicates", "max_publish_call_ms", "max_confirm_gap_ms", "faults", "recovery_ms",
+		"recovery_max_ms", "duration_s", "pass", "notes"})
+	for _, r := range rows {
+		_ = w.Write([]string{r.Scenario, r.Mode, r.Policy, u(r.Published), u(r.Rejected), u(r.Confirmed), u(r.Dropped),
+			droppedBy(r.DroppedBy), strconv.Itoa(r.Received), strconv.Itoa(r.Lost), strconv.Itoa(r.Duplicates),
+			f1(r.MaxPublishCallMs), f1(r.MaxConfirmGapMs), strconv.Itoa(r.Faults), floats(r.RecoveryMs),
+			f1(r.RecoveryMaxMs), f1(r.DurationS), strconv.FormatBool(r.Pass), r.Notes})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chaos.csv"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("chaos: %d rows written to %s/chaos.{json,csv}\n", len(rows), dir)
+	return nil
+}
+
+func u(v uint64) string   { return strconv.FormatUint(v, 10) }
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+// runThenWrite runs the tests, then writes the results file, before goleak checks.
+type runThenWrite struct{ m *testing.M }
+
+func (r runThenWrite) Run() int {
+	code := r.m.Run()
+	if err := writeResults(); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: writing results: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(runThenWrite{m}, testbroker.LeakOptions()...)
+}
