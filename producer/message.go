@@ -19,9 +19,10 @@ type Message struct {
 	Headers         amqp.Table
 	ContentType     string
 	ContentEncoding string
-	// MessageID identifies the message; when empty the producer gives it a
-	// stable one the first time it is published, kept across re-sends, so
-	// consumers can de-duplicate.
+	// MessageID identifies the message; when empty, in Confirm mode, the
+	// producer gives it a stable one the first time it is published, kept
+	// across re-sends, so consumers can de-duplicate. (FireAndForget never
+	// re-sends, so it leaves an empty MessageID empty.)
 	MessageID     string
 	CorrelationID string
 	ReplyTo       string

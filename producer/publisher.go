@@ -244,11 +244,11 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		p.drop(env, TooLarge)
 		return nil
 	}
-	if env.msg.MessageID == "" {
+	confirm := p.cfg.mode == Confirm
+	if env.msg.MessageID == "" && confirm { // FireAndForget never re-sends: no ID needed to de-duplicate
 		st.seq++
 		env.msg.MessageID = p.newID(st.seq)
 	}
-	confirm := p.cfg.mode == Confirm
 	if confirm {
 		st.fl.add(*env)
 	}
