@@ -53,7 +53,9 @@ func aggregates(results []result) []aggregate {
 		out = append(out, a)
 	}
 	for i := range out {
-		if out[i].Impl == "raw" {
+		// Throughput ratios mean something where both sides do the same work;
+		// the burst and timeline scenarios are compared in their own tables.
+		if out[i].Impl == "raw" || out[i].Scenario == "burst" || out[i].Scenario == "timeline" {
 			continue
 		}
 		for _, raw := range out {

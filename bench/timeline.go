@@ -82,9 +82,14 @@ func runTimeline(ctx context.Context, j job) (result, error) {
 	faults, nFaults := make(chan error, 2), 1
 	start := time.Now()
 	time.AfterFunc(closeAt, func() { faults <- broker("ctl", "close_all_connections", "bench") })
+	var upAt atomic.Int64 // when the restarted broker answered again, ns since start
 	if j.Impl == "sdk" {
 		nFaults++
-		time.AfterFunc(restartAt, func() { faults <- broker("restart") })
+		time.AfterFunc(restartAt, func() {
+			err := broker("restart")
+			upAt.Store(int64(time.Since(start)))
+			faults <- err
+		})
 	}
 	var series []point
 	var last int64
@@ -117,7 +122,7 @@ func runTimeline(ctx context.Context, j job) (result, error) {
 	}
 	note := fmt.Sprintf("close_all_connections at %v", closeAt)
 	if j.Impl == "sdk" {
-		note += fmt.Sprintf(", broker restart at %v", restartAt)
+		note += fmt.Sprintf(", broker restart at %v (answering again at %.1fs)", restartAt, time.Duration(upAt.Load()).Seconds())
 		if ferr != nil {
 			note += "; close: " + ferr.Error()
 		}
