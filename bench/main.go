@@ -5,6 +5,7 @@
 //	go run ./bench run [-quick] [-url URL] [-out bench/results]   all scenarios, results + plots
 //	go run ./bench report [-out bench/results]                     regenerate REPORT.md from the results
 //	go run ./bench plot [-out bench/results]                       regenerate the plots
+//	go run ./bench seed [-out bench/results]                       re-measure the seed's 10_000-enqueue figure
 //
 // bench/run.sh starts the broker and runs everything. Each sample runs in a
 // child process (go run ./bench worker ...) so that its CPU time and peak RSS
@@ -31,6 +32,11 @@ func main() {
 		err = reportCmd(args)
 	case "plot":
 		err = plotCmd(args)
+	case "seed":
+		fs := flag.NewFlagSet("seed", flag.ExitOnError)
+		out := outFlag(fs)
+		_ = fs.Parse(args)
+		err = writeJSON(*out+"/seed.json", measureSeed())
 	default:
 		usage()
 	}
@@ -41,7 +47,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench run [-quick] [-url URL] [-out DIR] | report [-out DIR] | plot [-out DIR]")
+	fmt.Fprintln(os.Stderr, "usage: bench run [-quick] [-url URL] [-out DIR] | report [-out DIR] | plot [-out DIR] | seed [-out DIR]")
 	os.Exit(2)
 }
 

@@ -130,6 +130,18 @@ func writeThroughput(w writer, aggs []aggregate) {
 	target("Confirm SDK ÷ raw publish-then-wait", find("baseline", "confirm 16B", "sdk"), find("baseline", "confirm 16B", "raw-sync"), 3.0)
 	target("Consume SDK ÷ raw", find("consume", "prefetch 100, ack each", "sdk"), find("consume", "prefetch 100, ack each", "raw"), 0.9)
 	w("\n")
+	same := []aggregate{find("baseline", "confirm 16B", "sdk"), find("payload", "confirm 16B", "sdk"), find("concurrency", "confirm 1 goroutines", "sdk")}
+	var rs []string
+	for _, a := range same {
+		if a.Ratio > 0 {
+			rs = append(rs, fmt.Sprintf("%.2f×", a.Ratio))
+		}
+	}
+	if len(rs) > 1 {
+		w("How much of this is noise: the same work (Confirm, 16-byte bodies, one goroutine) is measured three times in this\n")
+		w("run, in tables 1, 2 and 3; its SDK ÷ raw ratios were %s. Differences of that size between SDK and raw\n", strings.Join(rs, ", "))
+		w("are within the noise of this machine; read a ratio as \"about the same\" unless it is well outside that spread.\n\n")
+	}
 }
 
 func writeBurst(w writer, aggs []aggregate) {
@@ -263,4 +275,7 @@ func writeNotMeasured(w writer) {
 	w("- TLS, many queues, many connections per process, lazy or quorum queues under load (the quorum queue appears only in\n")
 	w("  the chaos suite), and long runs (memory growth over hours).\n")
 	w("- Latency percentiles come from one local consumer and are per-run, not per-message across runs.\n")
+	w("- Memory under large messages beyond the payload table: the producer's buffer is bounded in messages, not bytes, so\n")
+	w("  its footprint is buffer size × body size (see the peak RSS of the 256 KiB row); size the buffer for your largest\n")
+	w("  messages.\n")
 }
