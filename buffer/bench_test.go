@@ -131,6 +131,38 @@ func benchProducers(b *testing.B, producers int) {
 		}
 		wg.Wait()
 	})
+	b.Run("ring-park", func(b *testing.B) {
+		b.ReportAllocs()
+		r := New[int](benchCap)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		for p := range producers {
+			n := share(b.N, producers, p)
+			wg.Go(func() {
+				for i := range n {
+					if !r.TryPush(i) {
+						_, _, _ = r.Push(ctx, i, Block)
+					}
+				}
+			})
+		}
+		for got := 0; got < b.N; {
+			if v, ok := r.TryPop(); ok {
+				sink += v
+				got++
+				continue
+			}
+			wake := r.NotEmpty()
+			if v, ok := r.TryPop(); ok {
+				sink += v
+				got++
+				continue
+			}
+			<-wake
+		}
+		wg.Wait()
+	})
 	b.Run("chan", func(b *testing.B) {
 		b.ReportAllocs()
 		ch := make(chan int, benchCap)
