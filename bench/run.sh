@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh [--quick]: start the local broker (scripts/broker.sh, honouring BROKER_NAME/BROKER_PORT),
 # run every benchmark scenario for the SDK and for plain amqp091-go, the buffer microbenchmarks and the
-# seed measurement, draw the plots, and regenerate REPORT.md from bench/results/.
-#   bench/run.sh           full run (5 samples, 100 000 messages per sample; about 15-20 minutes)
-#   bench/run.sh --quick   quick run (3 samples, 20 000 messages; under 5 minutes), what `make bench` runs
+# seed measurement, draw the plots, run the chaos suite (full run only), and regenerate REPORT.md from bench/results/.
+#   bench/run.sh           full run (5 samples, 100 000 messages per sample, then the chaos suite; about 17 minutes)
+#   bench/run.sh --quick   quick run (3 samples, 20 000 messages, no chaos suite; under 5 minutes), what `make bench` runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""
@@ -13,5 +13,9 @@ url=$(scripts/broker.sh url)
 mkdir -p bench/out
 go build -o bench/out/bench ./bench
 bench/out/bench run $quick -url "$url" -out bench/results
+if [ -z "$quick" ]; then
+  # The chaos table of REPORT.md: the destructive suite writes bench/results/chaos.{json,csv} (about 5 minutes).
+  LAVINMQ_TEST_URL="$url" go test -tags chaos -race -count=1 -timeout 20m -run Chaos -p 1 ./chaos/
+fi
 bench/out/bench report -out bench/results -o REPORT.md
 echo "bench/run.sh: results in bench/results/, report in REPORT.md" >&2
