@@ -26,8 +26,8 @@
 // only when the broker acks it. When the channel or the connection is lost,
 // every unconfirmed message is published again first, in its original order,
 // then the buffer resumes; so a consumer can see duplicates (same MessageID:
-// a message without one gets a stable ID, "<producer prefix>-<sequence>", the
-// first time it is published). Messages are persistent by default in Confirm
+// a message without one gets a stable ID, "<producer prefix>-<n>", when
+// Publish accepts it). Messages are persistent by default in Confirm
 // mode: a confirmed message on a durable queue survives a broker restart.
 // Messages are published with the mandatory flag, so a message no queue
 // accepts is reported with reason Unroutable instead of being acked and lost.

@@ -19,10 +19,11 @@ type Message struct {
 	Headers         amqp.Table
 	ContentType     string
 	ContentEncoding string
-	// MessageID identifies the message; when empty, in Confirm mode, the
-	// producer gives it a stable one the first time it is published, kept
-	// across re-sends, so consumers can de-duplicate. (FireAndForget never
-	// re-sends, so it leaves an empty MessageID empty.)
+	// MessageID identifies the message. When empty, the producer gives it a
+	// stable one, "<producer prefix>-<n>", fixed when Publish accepts it: it
+	// is sent in Confirm mode (the same on every re-send, so consumers can
+	// de-duplicate) and shown to OnDrop. FireAndForget never re-sends, so it
+	// does not spend the bytes on the wire.
 	MessageID     string
 	CorrelationID string
 	ReplyTo       string
@@ -38,6 +39,7 @@ type Message struct {
 type envelope struct {
 	msg      Message
 	at       int64  // nanoseconds since the producer's epoch, when accepted
+	seq      uint64 // accept order, 1-based: the generated message ID
 	attempts uint16 // nacks and refusals so far
 	resent   bool   // published at least once before
 }

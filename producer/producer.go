@@ -34,7 +34,8 @@ type Producer struct {
 	mandatory   bool
 
 	accepted  atomic.Uint64
-	_         [56]byte // keep Publish's counter off the publisher's cache lines
+	seq       atomic.Uint64 // numbers accepted messages for generated IDs
+	_         [56]byte      // keep Publish's counters off the publisher's cache lines
 	confirmed atomic.Uint64
 	dropped   [numReasons]atomic.Uint64
 	resent    atomic.Uint64
@@ -148,7 +149,7 @@ func (p *Producer) Publish(ctx context.Context, m Message) error {
 	if p.closing.Load() {
 		return ErrClosed
 	}
-	env := envelope{msg: m, at: int64(time.Since(p.epoch))}
+	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1)}
 	if p.ring.TryPush(env) {
 		p.accepted.Add(1)
 		return nil
@@ -346,6 +347,9 @@ func (p *Producer) drop(env *envelope, r DropReason) {
 		h.OnDropped(p.queue, r)
 	}
 	if p.cfg.onDrop != nil {
+		if env.msg.MessageID == "" {
+			env.msg.MessageID = p.newID(env.seq)
+		}
 		p.callOnDrop(env.msg, r)
 	}
 	p.dropped[r].Add(1)

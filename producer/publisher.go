@@ -23,7 +23,6 @@ type pubState struct {
 	resend   []envelope // unsettled on an earlier channel, to publish first, in order
 	resendAt int
 	stash    *envelope // popped from the ring while arming the wake-up, not yet published
-	seq      uint64    // for generated message IDs
 	returned map[string]struct{}
 	replace  bool // a nack: replace the channel
 	acked    bool // the session had at least one success
@@ -246,8 +245,7 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	confirm := p.cfg.mode == Confirm
 	if env.msg.MessageID == "" && confirm { // FireAndForget never re-sends: no ID needed to de-duplicate
-		st.seq++
-		env.msg.MessageID = p.newID(st.seq)
+		env.msg.MessageID = p.newID(env.seq)
 	}
 	if confirm {
 		st.fl.add(*env)

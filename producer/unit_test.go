@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +199,32 @@ func TestDropReasonNames(t *testing.T) {
 		if r.String() != want[i] {
 			t.Fatalf("%d: %q, want %q", i, r, want[i])
 		}
+	}
+}
+
+// TestGeneratedIDsAreFixedAtAccept: a message without an ID gets
+// "<prefix>-<n>" in accept order, and OnDrop sees it even for a message
+// that was never sent.
+func TestGeneratedIDsAreFixedAtAccept(t *testing.T) {
+	var ids []string
+	p, err := producer.New(offline(t), "q", producer.WithBufferSize(1),
+		producer.OnDrop(func(m producer.Message, _ string, _ producer.DropReason) { ids = append(ids, m.MessageID) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := p.Publish(context.Background(), producer.Message{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Publish(context.Background(), producer.Message{MessageID: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	closeNow(p)
+	if len(ids) != 3 || !strings.HasSuffix(ids[0], "-1") || !strings.HasSuffix(ids[1], "-2") || ids[2] != "mine" {
+		t.Fatalf("dropped IDs %q: want <prefix>-1, <prefix>-2 (evicted in order), then the caller's own", ids)
+	}
+	if prefix := strings.TrimSuffix(ids[0], "1"); !strings.HasPrefix(ids[1], prefix) || len(prefix) < 8 {
+		t.Fatalf("IDs %q do not share one producer prefix", ids)
 	}
 }
