@@ -377,9 +377,13 @@ func (k *Consumer) endSession(s *session) {
 // unacknowledged and the broker delivers it again.
 func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reason string, cancelled bool) {
 	lost := s.cn.Done()
+	// One delivery at a time is held between receiving and handing over:
+	// while held, in is nil and out is jobs; otherwise the reverse.
+	var held job
+	in, out := s.deliveries, (chan<- job)(nil)
 	for {
 		select {
-		case d, ok := <-s.deliveries:
+		case d, ok := <-in:
 			if !ok {
 				// amqp091 notifies a basic.cancel before it closes the deliveries.
 				select {
@@ -389,17 +393,9 @@ func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reaso
 					return "delivery channel closed", false
 				}
 			}
-			select {
-			case jobs <- job{s: s, d: d}:
-			case <-ctx.Done():
-				return "", false
-			case <-lost:
-				return "connection lost", false
-			case e := <-s.closes:
-				return closeReason(e), false
-			case <-s.cancels:
-				return "cancelled by the broker", true
-			}
+			held, in, out = job{s: s, d: d}, nil, jobs
+		case out <- held:
+			held, in, out = job{}, s.deliveries, nil
 		case <-ctx.Done():
 			return "", false
 		case <-lost:
