@@ -48,6 +48,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"retry max below initial", c, "q", []consumer.Option{consumer.WithRetryDelay(time.Second, time.Millisecond)}},
 		{"nil logger", c, "q", []consumer.Option{consumer.WithLogger(nil)}},
 		{"nil hook", c, "q", []consumer.Option{consumer.WithHooks(nil)}},
+		{"hook implementing no hook interface", c, "q", []consumer.Option{consumer.WithHooks(struct{}{})}},
 		{"bad queue argument", c, "q", []consumer.Option{consumer.WithDeclare(amqp.Table{"x": struct{}{}})}},
 	}
 	for _, tc := range cases {
@@ -65,7 +66,7 @@ func TestNewAcceptsOptions(t *testing.T) {
 	k, err := consumer.New(offlineClient(t), "q",
 		consumer.WithPrefetch(1), consumer.WithConcurrency(64), consumer.WithTagPrefix("svc"),
 		consumer.WithDeclare(amqp.Table{"x-queue-type": "classic"}), consumer.WithRequeueOnPanic(false),
-		consumer.WithRetryDelay(time.Millisecond, time.Millisecond), consumer.WithHooks(struct{}{}),
+		consumer.WithRetryDelay(time.Millisecond, time.Millisecond), consumer.WithHooks(&panickyHook{}),
 		consumer.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)

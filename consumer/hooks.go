@@ -1,12 +1,17 @@
 package consumer
 
-import "time"
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+)
 
 // Hooks are values of any type passed to WithHooks; the consumer calls the
 // methods of the interfaces below that a value implements, so adding a hook
 // interface never breaks an existing hook. Hooks run on the consumer's own
 // goroutines (the handler goroutines and the subscription loop), never on
 // amqp091-go's I/O goroutine. They must return quickly: count, log, set a gauge.
+// A hook that panics is recovered and logged at error level.
 
 // HookDelivered is called when a delivery is handed to the handler.
 type HookDelivered interface{ OnDelivered(queue string) }
@@ -31,8 +36,30 @@ type HookStaleAck interface{ OnStaleAck(queue string) }
 // after losing its subscription (connection loss, channel error, basic.cancel).
 type HookResubscribed interface{ OnResubscribed(queue string) }
 
+// eachHook calls f with every hook value. A hook that panics is recovered
+// and logged; the goroutine that called it (a handler worker or Run's loop)
+// goes on.
 func (k *Consumer) eachHook(f func(any)) {
 	for _, h := range k.cfg.hooks {
-		f(h)
+		k.callHook(f, h)
 	}
+}
+
+func (k *Consumer) callHook(f func(any), h any) {
+	defer func() {
+		if v := recover(); v != nil {
+			k.log.Error("consumer: hook panicked; recovered", "hook", fmt.Sprintf("%T", h), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	f(h)
+}
+
+// isHook reports whether h implements at least one hook interface: a value
+// that implements none (a misspelt method) would silently do nothing.
+func isHook(h any) bool {
+	switch h.(type) {
+	case HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed:
+		return true
+	}
+	return false
 }

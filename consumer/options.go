@@ -72,6 +72,9 @@ func (c *cfg) validate() error {
 		if h == nil {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
 		}
+		if !isHook(h) {
+			return fmt.Errorf("%w: hook %d (%T) implements none of the consumer's hook interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed)", ErrInvalidConfig, i, h)
+		}
 	}
 	return nil
 }

@@ -41,6 +41,30 @@
 // in the buffer during an outage waits for the reconnect. Messages are
 // transient by default.
 //
+// # Poison messages
+//
+// No message can stall a producer or take the connection down. Publish
+// refuses, with ErrInvalidMessage naming the field, what amqp091-go cannot
+// encode (short strings and header keys over 255 bytes, header values of
+// types AMQP tables cannot hold) or what does not fit one frame. Whatever
+// slips through is dropped with reason Invalid: at once when its publish
+// fails before reaching the socket, or after the poison budget
+// (WithPoisonBudget, default 3) when the broker keeps closing the channel or
+// connection for a reason that points at a message while it is alone in
+// flight.
+//
+// # Flush and Close
+//
+// Flush returns nil only when every message accepted before the call has
+// settled; on timeout its error names the last problem met. Close returns nil
+// when nothing had to be dropped with reason Shutdown, an error wrapping
+// ErrDropped otherwise.
+//
+// # Ownership
+//
+// Publish does not copy Body or Headers: the producer reads them until the
+// message settles (at every re-send too). Do not modify or reuse them before.
+//
 // Publish never waits on the network. When the buffer is full the policy
 // decides: buffer.DropOldest evicts the oldest buffered message and reports
 // it with reason Evicted; buffer.Raise returns buffer.ErrFull; buffer.Block

@@ -66,3 +66,13 @@ func (f *flight) takeUnsettled(out []envelope) []envelope {
 	f.reset()
 	return out
 }
+
+// first returns the oldest unsettled message, or nil.
+func (f *flight) first() *flightSlot {
+	for t := f.head; t < f.next; t++ {
+		if s := &f.buf[t%uint64(len(f.buf))]; !s.done {
+			return s
+		}
+	}
+	return nil
+}

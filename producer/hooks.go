@@ -1,11 +1,16 @@
 package producer
 
-import "time"
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+)
 
 // Hooks are values passed to WithHooks; the producer calls the methods of the
 // interfaces a value implements. They run on the producer's goroutines (the
 // publisher, or the caller of Publish for evictions), never on amqp091-go's
-// I/O goroutine, and must return quickly.
+// I/O goroutine, and must return quickly. A hook that panics is recovered and
+// logged (at error level); the producer goes on.
 
 // HookProducerOpened is called by New with the new producer; metrics
 // collectors read its Stats at scrape time.
@@ -34,6 +39,49 @@ type HookDropped interface {
 // lost channel or connection, or a nack.
 type HookResent interface {
 	OnResent(queue string, n int)
+}
+
+// isHook reports whether h implements at least one hook interface: a value
+// that implements none (a misspelt method) would silently do nothing.
+func isHook(h any) bool {
+	switch h.(type) {
+	case HookProducerOpened, HookProducerClosed, HookConfirmed, HookDropped, HookResent:
+		return true
+	}
+	return false
+}
+
+// recoverHook, deferred around a hook or callback call, turns its panic into
+// an error log so that the goroutine calling it goes on.
+func (p *Producer) recoverHook(what string) {
+	if v := recover(); v != nil {
+		p.log.Error("producer: hook panicked; recovered", "hook", what, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+}
+
+func (p *Producer) hookOpened(h HookProducerOpened) {
+	defer p.recoverHook("OnProducerOpened")
+	h.OnProducerOpened(p)
+}
+
+func (p *Producer) hookClosed(h HookProducerClosed, s Stats) {
+	defer p.recoverHook("OnProducerClosed")
+	h.OnProducerClosed(p, s)
+}
+
+func (p *Producer) hookConfirmed(h HookConfirmed, lat time.Duration) {
+	defer p.recoverHook("OnConfirmed")
+	h.OnConfirmed(p.queue, lat)
+}
+
+func (p *Producer) hookDropped(h HookDropped, r DropReason) {
+	defer p.recoverHook("OnDropped")
+	h.OnDropped(p.queue, r)
+}
+
+func (p *Producer) hookResent(h HookResent, n int) {
+	defer p.recoverHook("OnResent")
+	h.OnResent(p.queue, n)
 }
 
 type hookSet struct {

@@ -33,6 +33,10 @@ type Message struct {
 	Timestamp     time.Time
 	Type          string
 	AppID         string
+	// UserID is the AMQP user-id property. RabbitMQ checks it against the
+	// connection's user and closes the channel when they differ; such a
+	// message is dropped with reason Invalid after the poison budget.
+	UserID string
 }
 
 // envelope is what the ring holds: the message and the producer's bookkeeping.
@@ -40,8 +44,9 @@ type envelope struct {
 	msg      Message
 	at       int64  // nanoseconds since the producer's epoch, when accepted
 	seq      uint64 // accept order, 1-based: the generated message ID
-	attempts uint16 // nacks and refusals so far
+	attempts uint16 // nacks so far
 	resent   bool   // published at least once before
+	epoch    uint8  // parity of the flush epoch it was accepted in (see flusher)
 }
 
 func (m *Message) publishing(defaultMode uint8) amqp.Publishing {
@@ -62,6 +67,7 @@ func (m *Message) publishing(defaultMode uint8) amqp.Publishing {
 		Timestamp:       m.Timestamp,
 		Type:            m.Type,
 		AppId:           m.AppID,
+		UserId:          m.UserID,
 		Body:            m.Body,
 	}
 }

@@ -18,6 +18,15 @@ const (
 	DefaultRetryBudget    = 10
 	DefaultReopenDelay    = 100 * time.Millisecond
 	DefaultReopenMaxDelay = 5 * time.Second
+	// DefaultPoisonBudget is how many times a message may be alone in
+	// flight when the broker closes its channel or connection for a reason
+	// that points at a message (see DropReason Invalid), with nothing acked
+	// in between, before it is dropped with reason Invalid. After such a
+	// loss the producer publishes one message at a time until the next ack,
+	// so each strike names the message that caused it. Three lets a one-off
+	// failure retry twice and stops a poison message after three channel
+	// losses, paced by the reopen backoff.
+	DefaultPoisonBudget = 3
 )
 
 type config struct {
@@ -31,6 +40,7 @@ type config struct {
 	maxInFlight          int
 	maxMessageSize       int
 	retryBudget          int
+	poisonBudget         int
 	mandatory            bool
 	reopenDelay          time.Duration
 	reopenMaxDelay       time.Duration
@@ -47,6 +57,7 @@ func defaultConfig() config {
 		maxInFlight:    DefaultMaxInFlight,
 		maxMessageSize: DefaultMaxMessageSize,
 		retryBudget:    DefaultRetryBudget,
+		poisonBudget:   DefaultPoisonBudget,
 		mandatory:      true,
 		reopenDelay:    DefaultReopenDelay,
 		reopenMaxDelay: DefaultReopenMaxDelay,
@@ -68,80 +79,104 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: max message size must be >= 1, got %d", ErrInvalidConfig, c.maxMessageSize)
 	case c.retryBudget < 1:
 		return fmt.Errorf("%w: retry budget must be >= 1, got %d", ErrInvalidConfig, c.retryBudget)
+	case c.poisonBudget < 1:
+		return fmt.Errorf("%w: poison budget must be >= 1, got %d", ErrInvalidConfig, c.poisonBudget)
+	case len(c.exchange) > maxShortString:
+		return fmt.Errorf("%w: exchange name of %d bytes, AMQP allows at most %d", ErrInvalidConfig, len(c.exchange), maxShortString)
+	case len(c.routingKey) > maxShortString:
+		return fmt.Errorf("%w: routing key of %d bytes, AMQP allows at most %d", ErrInvalidConfig, len(c.routingKey), maxShortString)
 	case c.reopenDelay <= 0 || c.reopenMaxDelay < c.reopenDelay:
 		return fmt.Errorf("%w: reopen delay must be > 0 and <= its max, got %v..%v", ErrInvalidConfig, c.reopenDelay, c.reopenMaxDelay)
 	case c.logger == nil:
 		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
 	}
+	if c.declare {
+		if err := validateTable(c.declareArgs, "queue arguments"); err != nil {
+			return fmt.Errorf("%w: WithDeclare: %w", ErrInvalidConfig, err)
+		}
+	}
 	for i, h := range c.hooks {
 		if h == nil {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
+		}
+		if !isHook(h) {
+			return fmt.Errorf("%w: hook %d (%T) implements none of the producer's hook interfaces (HookProducerOpened, HookProducerClosed, HookConfirmed, HookWritten, HookDropped, HookResent)", ErrInvalidConfig, i, h)
 		}
 	}
 	return nil
 }
 
 // Option configures a Producer; options are validated together in New.
-type Option func(*config)
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
 
 // WithExchange publishes to exchange with routingKey instead of to the
 // queue through the default exchange. The queue given to New still names
 // the producer in logs and metrics (and is what WithDeclare declares).
 func WithExchange(exchange, routingKey string) Option {
-	return func(c *config) { c.exchange, c.routingKey, c.routingSet = exchange, routingKey, true }
+	return optionFunc(func(c *config) { c.exchange, c.routingKey, c.routingSet = exchange, routingKey, true })
 }
 
 // WithDeclare declares the queue (durable, with args; nil for none) through
 // the client's recorded topology before the first publish, so it is declared
 // again after every reconnect. By default the producer declares nothing.
 func WithDeclare(args amqp.Table) Option {
-	return func(c *config) { c.declare, c.declareArgs = true, args }
+	return optionFunc(func(c *config) { c.declare, c.declareArgs = true, args })
 }
 
 // WithMode selects Confirm (default) or FireAndForget.
-func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+func WithMode(m Mode) Option { return optionFunc(func(c *config) { c.mode = m }) }
 
 // WithPolicy selects what Publish does when the buffer is full
 // (default buffer.DropOldest).
-func WithPolicy(p buffer.Policy) Option { return func(c *config) { c.policy = p } }
+func WithPolicy(p buffer.Policy) Option { return optionFunc(func(c *config) { c.policy = p }) }
 
 // WithBufferSize sets the buffer capacity in messages (default 10_000),
 // allocated once in New.
-func WithBufferSize(n int) Option { return func(c *config) { c.bufferSize = n } }
+func WithBufferSize(n int) Option { return optionFunc(func(c *config) { c.bufferSize = n }) }
 
 // WithMaxInFlight bounds the unconfirmed messages on the wire in Confirm
 // mode (default 1_000).
-func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+func WithMaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
 
 // WithMaxMessageSize makes Publish refuse bodies over n bytes with
 // ErrTooLarge (default 128 MiB, RabbitMQ's default max_message_size).
-func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+func WithMaxMessageSize(n int) Option { return optionFunc(func(c *config) { c.maxMessageSize = n }) }
 
 // WithRetryBudget sets how many nacks a message may get, across channels,
 // before it is reported with reason Nacked (default 10).
-func WithRetryBudget(n int) Option { return func(c *config) { c.retryBudget = n } }
+func WithRetryBudget(n int) Option { return optionFunc(func(c *config) { c.retryBudget = n }) }
 
 // WithMandatory sets the mandatory flag (default true in Confirm mode, so an
 // unroutable message is reported as Unroutable). FireAndForget never sets it.
-func WithMandatory(on bool) Option { return func(c *config) { c.mandatory = on } }
+func WithMandatory(on bool) Option { return optionFunc(func(c *config) { c.mandatory = on }) }
+
+// WithPoisonBudget sets how many times in a row a message may be the first
+// unconfirmed one when the broker closes its channel or connection for a
+// reason that points at a message, before it is dropped with reason Invalid
+// (default DefaultPoisonBudget, 3).
+func WithPoisonBudget(n int) Option { return optionFunc(func(c *config) { c.poisonBudget = n }) }
 
 // WithReopenDelay sets the backoff for reopening a channel the broker closed
 // (default 100ms growing to 5s, with jitter).
 func WithReopenDelay(initial, max time.Duration) Option {
-	return func(c *config) { c.reopenDelay, c.reopenMaxDelay = initial, max }
+	return optionFunc(func(c *config) { c.reopenDelay, c.reopenMaxDelay = initial, max })
 }
 
 // OnDrop sets the callback told about every accepted message that is given
 // up, with the reason. It must return quickly.
 func OnDrop(f func(m Message, queue string, reason DropReason)) Option {
-	return func(c *config) { c.onDrop = f }
+	return optionFunc(func(c *config) { c.onDrop = f })
 }
 
 // WithHooks adds hook values (see HookProducerOpened and the others); a value
 // may implement any subset of the hook interfaces.
 func WithHooks(hooks ...any) Option {
-	return func(c *config) { c.hooks = append(c.hooks, hooks...) }
+	return optionFunc(func(c *config) { c.hooks = append(c.hooks, hooks...) })
 }
 
 // WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }

@@ -52,15 +52,12 @@ type Producer struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	flushMu      sync.Mutex
-	flushWaiters []flushWaiter
-	nWaiters     atomic.Int32
+	flush flusher
+	cause atomic.Pointer[cause] // the last problem the publisher met; nil after a confirm
 }
 
-type flushWaiter struct {
-	target uint64
-	ch     chan struct{}
-}
+// cause is a problem the publisher met, named by Flush when it times out.
+type cause struct{ err error }
 
 // Stats is a snapshot of a producer's counters. Accepted == Confirmed +
 // Dropped + Pending holds in every snapshot.
@@ -87,7 +84,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", ErrInvalidConfig)
 		}
-		o(&cfg)
+		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -100,6 +97,9 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	}
 	if cfg.declare && queue == "" {
 		return nil, fmt.Errorf("%w: WithDeclare needs a queue name", ErrInvalidConfig)
+	}
+	if len(queue) > maxShortString {
+		return nil, fmt.Errorf("%w: queue name of %d bytes, AMQP allows at most %d", ErrInvalidConfig, len(queue), maxShortString)
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -121,10 +121,11 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	if cfg.mode == FireAndForget {
 		p.defaultMode = Transient
 	}
+	p.flush.wake = make(chan struct{})
 	p.closeCtx, p.closeCancel = context.WithCancel(context.Background())
 	p.runCtx, p.runCancel = context.WithCancel(context.Background())
 	for _, h := range p.hooks.opened {
-		h.OnProducerOpened(p)
+		p.hookOpened(h)
 	}
 	go p.run()
 	return p, nil
@@ -137,7 +138,24 @@ func (p *Producer) Queue() string { return p.queue }
 // network: only the Block policy waits, for room in the buffer, until ctx
 // ends. A nil error means the message is accepted: it will be confirmed (or
 // written) or reported through OnDrop.
+//
+// A message that cannot be encoded is refused at once with an error wrapping
+// ErrInvalidMessage that names the field: a short string (MessageID,
+// CorrelationID, ReplyTo, ContentType, ContentEncoding, Type, AppID, UserID,
+// Expiration) over 255 bytes, a header key over 255 bytes, a header value
+// of a type amqp091-go cannot write (see amqp091.Table.Validate; an int
+// outside the int32 range is refused too, as amqp091-go would truncate it),
+// or properties too large for one AMQP frame.
+//
+// Publish is asynchronous and does not copy: the producer keeps m.Body and
+// m.Headers, and reads them when it publishes and again for every re-send,
+// until the message is settled (confirmed, or reported through OnDrop).
+// Do not modify or reuse them before then (a pooled buffer given to Publish
+// and reused at once corrupts the message); allocate a new slice per message.
 func (p *Producer) Publish(ctx context.Context, m Message) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidArgument)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -149,26 +167,34 @@ func (p *Producer) Publish(ctx context.Context, m Message) error {
 	if p.closing.Load() {
 		return ErrClosed
 	}
-	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1)}
+	// Counted pending for Flush before it becomes visible to the publisher;
+	// undone when the push fails.
+	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), epoch: p.flush.enter()}
 	if p.ring.TryPush(env) {
 		p.accepted.Add(1)
 		return nil
 	}
+	var err error
 	switch p.cfg.policy {
 	case buffer.DropOldest:
-		old, evicted, err := p.ring.Push(ctx, env, buffer.DropOldest)
-		if err != nil {
-			return err
+		var old envelope
+		var evicted bool
+		if old, evicted, err = p.ring.Push(ctx, env, buffer.DropOldest); err == nil {
+			p.accepted.Add(1)
+			if evicted {
+				p.drop(&old, Evicted)
+			}
+			return nil
 		}
-		p.accepted.Add(1)
-		if evicted {
-			p.drop(&old, Evicted)
-		}
-		return nil
 	case buffer.Block:
-		return p.publishBlock(ctx, env)
+		if err = p.publishBlock(ctx, env); err == nil {
+			return nil
+		}
+	default:
+		err = buffer.ErrFull
 	}
-	return buffer.ErrFull
+	p.flush.leave(env.epoch)
+	return err
 }
 
 func (p *Producer) publishBlock(ctx context.Context, env envelope) error {
@@ -199,24 +225,6 @@ func (p *Producer) publishBlock(ctx context.Context, env envelope) error {
 	return nil
 }
 
-func (p *Producer) validate(m *Message) error {
-	if max := p.maxSize(); len(m.Body) > max {
-		return fmt.Errorf("%w: body of %d bytes, max %d", ErrTooLarge, len(m.Body), max)
-	}
-	if m.DeliveryMode > Persistent {
-		return fmt.Errorf("%w: delivery mode %d (want 0, Transient or Persistent)", ErrInvalidMessage, m.DeliveryMode)
-	}
-	if m.Priority > 9 {
-		return fmt.Errorf("%w: priority %d (AMQP priorities are 0-9)", ErrInvalidMessage, m.Priority)
-	}
-	for i := 0; i < len(m.Expiration); i++ {
-		if c := m.Expiration[i]; c < '0' || c > '9' {
-			return fmt.Errorf("%w: expiration %q is not a number of milliseconds", ErrInvalidMessage, m.Expiration)
-		}
-	}
-	return nil
-}
-
 func (p *Producer) maxSize() int {
 	max := p.cfg.maxMessageSize
 	if b := int(p.brokerMax.Load()); b > 0 && b < max {
@@ -225,75 +233,53 @@ func (p *Producer) maxSize() int {
 	return max
 }
 
-// Flush returns nil once every message accepted before the call is
-// confirmed (or written) or dropped, or ctx's error when ctx ends first.
+// Flush returns nil once every message accepted before the call (every
+// Publish that returned nil before Flush was called) has settled: confirmed
+// by the broker (written to the socket in FireAndForget) or dropped and
+// reported through OnDrop, in whatever order they settle. Messages accepted
+// while Flush waits may be waited for too. When ctx ends first, Flush returns
+// an error that wraps ctx's error and, when the producer met a problem since
+// its last confirm, that problem (for example the broker's *amqp091.Error
+// 404 NOT_FOUND for a missing exchange, reachable with errors.As).
 func (p *Producer) Flush(ctx context.Context) error {
-	target := p.accepted.Load()
-	if p.settled() >= target {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidArgument)
+	}
+	n, err := p.flush.flush(ctx)
+	if err == nil {
 		return nil
 	}
-	w := flushWaiter{target: target, ch: make(chan struct{})}
-	p.flushMu.Lock()
-	p.flushWaiters = append(p.flushWaiters, w)
-	p.nWaiters.Add(1)
-	p.flushMu.Unlock()
-	if p.settled() >= target { // settled before we were registered
-		p.notifyFlush()
+	if c := p.cause.Load(); c != nil {
+		return fmt.Errorf("producer: flush: %d messages pending: %w (last cause: %w)", n, err, c.err)
 	}
-	select {
-	case <-w.ch:
-		return nil
-	case <-ctx.Done():
-		p.flushMu.Lock()
-		for i, x := range p.flushWaiters {
-			if x.ch == w.ch {
-				p.flushWaiters = append(p.flushWaiters[:i], p.flushWaiters[i+1:]...)
-				p.nWaiters.Add(-1)
-				break
-			}
-		}
-		p.flushMu.Unlock()
-		if p.settled() >= target {
-			return nil
-		}
-		return fmt.Errorf("producer: flush: %d messages pending: %w", target-min(target, p.settled()), ctx.Err())
+	if blocked, _ := p.client.Blocked(); blocked {
+		return fmt.Errorf("producer: flush: %d messages pending: %w (the broker blocks the connection)", n, err)
 	}
+	if !p.client.Connected() {
+		return fmt.Errorf("producer: flush: %d messages pending: %w (not connected to the broker)", n, err)
+	}
+	return fmt.Errorf("producer: flush: %d messages pending: %w", n, err)
 }
 
-func (p *Producer) settled() uint64 {
-	n := p.confirmed.Load()
-	for i := range p.dropped {
-		n += p.dropped[i].Load()
-	}
-	return n
-}
-
-// notifyFlush wakes the Flush calls whose target is reached.
-func (p *Producer) notifyFlush() {
-	if p.nWaiters.Load() == 0 {
-		return
-	}
-	s := p.settled()
-	p.flushMu.Lock()
-	kept := p.flushWaiters[:0]
-	for _, w := range p.flushWaiters {
-		if s >= w.target {
-			close(w.ch)
-			p.nWaiters.Add(-1)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	p.flushWaiters = kept
-	p.flushMu.Unlock()
-}
+// noteCause records a problem for Flush's error.
+func (p *Producer) noteCause(err error) { p.cause.Store(&cause{err: err}) }
 
 // Close stops accepting messages (Publish returns ErrClosed), waits until
-// everything accepted is confirmed or dropped or ctx ends, then reports
-// what is left with reason Shutdown and ends the publisher goroutine. It
-// returns nil when nothing had to be dropped. Calling it again returns the
-// first call's result.
+// everything accepted has settled (confirmed, or dropped and reported) or ctx
+// ends, then reports what is left with reason Shutdown and ends the publisher
+// goroutine.
+//
+// It returns nil when every accepted message settled without a Shutdown drop.
+// Messages dropped earlier for other reasons (Unroutable, Nacked, Evicted,
+// TooLarge, Invalid) were reported through OnDrop when they happened and do
+// not make Close fail. It returns an error wrapping ErrDropped, with the count,
+// when it had to drop messages with reason Shutdown: because ctx ended first
+// (the error wraps ctx's error too), or because the client was closed under
+// the producer. Calling it again returns the first call's result.
 func (p *Producer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrInvalidArgument)
+	}
 	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
 	return p.closeErr
 }
@@ -303,10 +289,15 @@ func (p *Producer) close(ctx context.Context) error {
 	flushErr := p.Flush(ctx)
 	p.runCancel()
 	<-p.done
-	if flushErr != nil {
-		return fmt.Errorf("producer: close: unflushed messages reported with reason %s: %w", Shutdown, flushErr)
+	n := p.dropped[Shutdown].Load()
+	switch {
+	case n == 0:
+		return nil
+	case flushErr != nil:
+		return fmt.Errorf("%w: close: %d with reason %s: %w", ErrDropped, n, Shutdown, flushErr)
+	default:
+		return fmt.Errorf("%w: close: %d with reason %s: the client was closed first", ErrDropped, n, Shutdown)
 	}
-	return nil
 }
 
 // stopAccepting makes Publish return ErrClosed and waits for the Publish
@@ -341,10 +332,10 @@ func (p *Producer) Stats() Stats {
 }
 
 // drop reports env as dropped: the callback and hooks first, then the
-// counter, so that a Flush that returns has seen every callback.
+// counters, so that a Flush that returns has seen every callback.
 func (p *Producer) drop(env *envelope, r DropReason) {
 	for _, h := range p.hooks.dropped {
-		h.OnDropped(p.queue, r)
+		p.hookDropped(h, r)
 	}
 	if p.cfg.onDrop != nil {
 		if env.msg.MessageID == "" {
@@ -353,15 +344,11 @@ func (p *Producer) drop(env *envelope, r DropReason) {
 		p.callOnDrop(env.msg, r)
 	}
 	p.dropped[r].Add(1)
-	p.notifyFlush()
+	p.flush.leave(env.epoch)
 }
 
 func (p *Producer) callOnDrop(m Message, r DropReason) {
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("producer: OnDrop callback panicked", "panic", v, "reason", r.String())
-		}
-	}()
+	defer p.recoverHook("OnDrop")
 	p.cfg.onDrop(m, p.queue, r)
 }
 
@@ -369,11 +356,14 @@ func (p *Producer) confirm(env *envelope) {
 	if len(p.hooks.confirmed) > 0 {
 		lat := time.Duration(int64(time.Since(p.epoch)) - env.at)
 		for _, h := range p.hooks.confirmed {
-			h.OnConfirmed(p.queue, lat)
+			p.hookConfirmed(h, lat)
 		}
 	}
 	p.confirmed.Add(1)
-	p.notifyFlush()
+	if p.cause.Load() != nil {
+		p.cause.Store(nil)
+	}
+	p.flush.leave(env.epoch)
 }
 
 func (p *Producer) newID(seq uint64) string {

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,25 @@ type pubState struct {
 	stash    *envelope // popped from the ring while arming the wake-up, not yet published
 	returned map[string]struct{}
 	replace  bool // a nack: replace the channel
-	acked    bool // the session had at least one success
+	acked    bool // the session had at least one ack (FireAndForget: a write)
+
+	// The poison budget: the message (by seq) that was the first unconfirmed
+	// one when the broker last closed the channel or connection for a reason
+	// that points at a message, and how many such closes in a row, with no ack
+	// in between, it has been first for.
+	poisonSeq  uint64
+	poisonHits int
+	// probe: the last channel or connection was closed for a reason that
+	// points at a message, but not at which one (the broker confirms
+	// asynchronously, so the first unconfirmed message need not be the one
+	// that caused it). Until the next ack, messages are published one at a
+	// time, so that a loss with one message in flight names it.
+	probe bool
+}
+
+// canSend reports whether the flight has room for one more publish.
+func (st *pubState) canSend() bool {
+	return !st.fl.full() && !(st.probe && st.fl.len() > 0)
 }
 
 func (st *pubState) hasResend() bool { return st.resendAt < len(st.resend) || st.stash != nil }
@@ -99,6 +118,7 @@ func (p *Producer) run() {
 			if err == nil {
 				declared = true
 			} else {
+				p.noteCause(err)
 				d := bo.NextBackOff()
 				p.log.Warn("producer: declaring the queue failed, retrying", "err", err, "retry_in", d)
 				p.pause(d, cn)
@@ -138,6 +158,7 @@ func (p *Producer) pause(d time.Duration, cn *lavinmq.Conn) {
 func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 	ch, err := cn.Channel()
 	if err != nil {
+		p.noteCause(err)
 		p.log.Debug("producer: open channel failed", "err", err)
 		return
 	}
@@ -146,6 +167,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 	var returns <-chan amqp.Return
 	if p.cfg.mode == Confirm {
 		if err := ch.Confirm(false); err != nil {
+			p.noteCause(err)
 			p.log.Warn("producer: enabling confirm mode failed", "err", err)
 			_ = ch.Close()
 			return
@@ -157,10 +179,25 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			returns = ch.NotifyReturn(make(chan amqp.Return, p.cfg.maxInFlight+1))
 		}
 	}
+	var endErr *amqp.Error // why the broker or amqp091-go closed the channel, when known
 	defer func() {
+		if endErr == nil {
+			select {
+			case endErr = <-closeCh:
+			case <-cn.Done():
+				// amqp091-go tells the connection's listeners before it
+				// closes the channels: the channel's error follows at once.
+				select {
+				case endErr = <-closeCh:
+				case <-time.After(50 * time.Millisecond):
+				}
+			default:
+			}
+		}
 		_ = ch.Close()
 		// Acks that arrived before the end still count.
 		p.drainConfirms(st, confirms, returns)
+		p.chargePoison(st, endErr)
 		if n := st.requeueUnsettled(); n > 0 {
 			p.log.Info("producer: channel ended, unconfirmed messages will be published again first", "count", n)
 		}
@@ -180,6 +217,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			}
 		case <-wake:
 		case e := <-closeCh:
+			endErr = e
 			p.channelClosed(st, e)
 			return true
 		case <-cn.Done():
@@ -198,16 +236,26 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			continue
 		}
 		n := 0
-		for n < maxBurst && !st.replace && !st.fl.full() {
+		for n < maxBurst && !st.replace && st.canSend() {
 			env, ok := st.next(p)
 			if !ok {
 				break
 			}
 			if err := p.publish(ch, st, &env); err != nil {
-				st.unshift(env)
+				p.noteCause(err)
+				if encodingError(err) {
+					// Validation let through something amqp091-go cannot
+					// encode: drop it now, never re-send it. (amqp091-go
+					// closes the connection after any failed frame write.)
+					p.log.Error("producer: message could not be encoded; dropped with reason invalid", "err", err, "message_id", p.idOf(&env))
+					p.drop(&env, Invalid)
+				} else {
+					st.unshift(env)
+				}
 				p.log.Debug("producer: publish failed", "err", err)
 				select {
 				case e := <-closeCh:
+					endErr = e
 					p.channelClosed(st, e)
 				case <-cn.Done():
 				case <-time.After(time.Second): // neither fired: end the channel anyway
@@ -225,7 +273,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			continue
 		}
 		var wake <-chan struct{}
-		if !st.fl.full() && !st.hasResend() {
+		if st.canSend() && !st.hasResend() {
 			wake = p.ring.NotEmpty()
 			if env, ok := p.ring.TryPop(); ok { // re-check after arming
 				st.stash = &env
@@ -260,7 +308,7 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if env.resent {
 		p.resent.Add(1)
 		for _, h := range p.hooks.resent {
-			h.OnResent(p.queue, 1)
+			p.hookResent(h, 1)
 		}
 	}
 	if !confirm {
@@ -308,9 +356,10 @@ func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan a
 	if s == nil || s.done {
 		return
 	}
-	st.acked = true
 	switch {
 	case c.Ack:
+		st.acked = true // a nack is no success: a nack loop backs off like a reconnect
+		st.probe = false
 		if _, ok := st.returned[s.env.msg.MessageID]; ok {
 			delete(st.returned, s.env.msg.MessageID)
 			p.drop(&s.env, Unroutable)
@@ -320,6 +369,7 @@ func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan a
 		s.done = true
 	default:
 		s.env.attempts++
+		p.noteCause(fmt.Errorf("producer: the broker nacked message %s (attempt %d of %d)", p.idOf(&s.env), s.env.attempts, p.cfg.retryBudget))
 		if int(s.env.attempts) >= p.cfg.retryBudget {
 			p.drop(&s.env, Nacked)
 			s.done = true
@@ -337,6 +387,7 @@ func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
 	if e == nil {
 		return
 	}
+	p.noteCause(e)
 	if !channelLevel(e.Code) { // the whole connection went: the client reconnects
 		p.log.Debug("producer: channel ended with its connection", "code", e.Code, "reason", e.Reason)
 		return
@@ -401,6 +452,6 @@ func (p *Producer) shutdown(st *pubState) {
 	st.resend, st.resendAt = nil, 0
 	final := p.Stats()
 	for _, h := range p.hooks.closed {
-		h.OnProducerClosed(p, final)
+		p.hookClosed(h, final)
 	}
 }

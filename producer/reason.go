@@ -36,13 +36,19 @@ const (
 	TooLarge
 	// Shutdown: still buffered or unconfirmed when Close gave up (or the client was closed).
 	Shutdown
+	// Invalid: a poison message. Either amqp091-go could not encode it (a
+	// check Publish missed), or it was the first unconfirmed message each
+	// time its channel or connection was closed by the broker for a reason
+	// that points at a message (406 PRECONDITION_FAILED, a frame or syntax
+	// error), PoisonBudget times in a row with nothing confirmed in between.
+	Invalid
 
-	numReasons = int(Shutdown) + 1
+	numReasons = int(Invalid) + 1
 )
 
 // DropReasons returns every DropReason, for callers that pre-create metric series.
 func DropReasons() []DropReason {
-	return []DropReason{Evicted, Nacked, Unroutable, TooLarge, Shutdown}
+	return []DropReason{Evicted, Nacked, Unroutable, TooLarge, Shutdown, Invalid}
 }
 
 // String is the snake_case name used in logs and metric labels.
@@ -58,6 +64,8 @@ func (r DropReason) String() string {
 		return "too_large"
 	case Shutdown:
 		return "shutdown"
+	case Invalid:
+		return "invalid"
 	}
 	return fmt.Sprintf("DropReason(%d)", uint8(r))
 }

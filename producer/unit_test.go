@@ -194,7 +194,10 @@ func TestClientCloseStopsProducer(t *testing.T) {
 }
 
 func TestDropReasonNames(t *testing.T) {
-	want := []string{"evicted", "nacked", "unroutable", "too_large", "shutdown"}
+	want := []string{"evicted", "nacked", "unroutable", "too_large", "shutdown", "invalid"}
+	if n := len(producer.DropReasons()); n != len(want) {
+		t.Fatalf("%d reasons, want %d", n, len(want))
+	}
 	for i, r := range producer.DropReasons() {
 		if r.String() != want[i] {
 			t.Fatalf("%d: %q, want %q", i, r, want[i])
