@@ -12,49 +12,71 @@ import (
 
 // chargePoison runs when a session ends, after its last confirmations were
 // handled. When the broker closed the channel or the connection for a reason
-// that points at a message (pointsAtMessage), the producer goes into probe
-// mode: it publishes one message at a time until the next ack. A loss of that
-// kind while a single message is in flight in probe mode charges that
-// message one strike; strikes add up while nothing is acked in between (an
+// that points at a message (pointsAtMessage), or a write failed as the
+// connection went (the broker may have closed the socket on a frame it
+// refused, and amqp091-go then reports its own write error instead of the
+// broker's), the producer goes into probe mode: it publishes one message at
+// a time until the next ack. A loss of that kind while a single message is
+// in flight in probe mode charges that message one strike; strikes add up while nothing is acked in between (an
 // ack ends probe mode). At the poison budget the message is dropped with
 // reason Invalid, so it cannot kill channel after channel (or connection
 // after connection) while the messages behind it wait. Losses that do not
 // point at a message (a reset socket, a missed heartbeat, a forced close, a
 // missing exchange) charge nothing: a healthy message is never dropped for
 // them, nor for being slow to confirm next to a poison one.
-func (p *Producer) chargePoison(st *pubState, e *amqp.Error) {
-	if !pointsAtMessage(e) {
-		return
-	}
+func (p *Producer) chargePoison(st *pubState, e *amqp.Error, writeFailed uint64) {
 	probing := st.probe
-	st.probe = true
-	if !probing || st.fl.len() != 1 {
-		if s := st.fl.first(); s != nil {
-			p.log.Warn("producer: the broker closed the channel for a reason that points at a message; publishing one at a time to find it",
-				"first_unconfirmed", p.idOf(&s.env), "code", e.Code, "reason", e.Reason)
+	if pointsAtMessage(e) || writeFailed != 0 {
+		st.probe = true
+	}
+	if !probing {
+		if st.probe {
+			p.log.Info("producer: the channel was lost in a way a message can cause; publishing one at a time until the next ack", "error", e, "write_failed", writeFailed != 0)
 		}
 		return
 	}
-	s := st.fl.first()
-	if s == nil {
+	// In probe mode one message is on the wire at a time. It is the suspect
+	// when the loss points at a message, or when its own write failed as the
+	// connection went (the broker closing the socket on a frame it refuses
+	// can make the rest of that write fail first, hiding the broker's error).
+	var env *envelope
+	var s *flightSlot
+	switch {
+	case pointsAtMessage(e) && st.fl.len() == 1:
+		if s = st.fl.first(); s != nil {
+			env = &s.env
+		}
+	case writeFailed != 0 && st.fl.len() == 0 && st.resendAt < len(st.resend) && st.resend[st.resendAt].seq == writeFailed:
+		env = &st.resend[st.resendAt]
+	}
+	if env == nil {
 		return
 	}
-	if s.env.seq == st.poisonSeq {
+	if env.seq == st.poisonSeq {
 		st.poisonHits++
 	} else {
-		st.poisonSeq, st.poisonHits = s.env.seq, 1
+		st.poisonSeq, st.poisonHits = env.seq, 1
+	}
+	code, reason := 0, "its write failed as the connection closed"
+	if e != nil {
+		code, reason = e.Code, e.Reason
 	}
 	if st.poisonHits < p.cfg.poisonBudget {
-		p.log.Warn("producer: the broker closed the channel with this message alone in flight",
-			"message_id", p.idOf(&s.env), "strike", st.poisonHits, "budget", p.cfg.poisonBudget, "code", e.Code, "reason", e.Reason)
+		p.log.Warn("producer: the channel was lost with this message alone in flight",
+			"message_id", p.idOf(env), "strike", st.poisonHits, "budget", p.cfg.poisonBudget, "code", code, "reason", reason)
 		return
 	}
 	p.log.Error("producer: poison message dropped with reason invalid",
-		"message_id", p.idOf(&s.env), "strikes", st.poisonHits, "code", e.Code, "reason", e.Reason)
+		"message_id", p.idOf(env), "strikes", st.poisonHits, "code", code, "reason", reason)
 	st.poisonSeq, st.poisonHits = 0, 0
-	p.drop(&s.env, Invalid)
-	s.done = true
-	st.fl.advance()
+	p.drop(env, Invalid)
+	if s != nil {
+		s.done = true
+		st.fl.advance()
+		return
+	}
+	st.resend[st.resendAt] = envelope{}
+	st.resendAt++
 }
 
 // pointsAtMessage reports whether the broker closed a producer's channel or

@@ -180,6 +180,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		}
 	}
 	var endErr *amqp.Error // why the broker or amqp091-go closed the channel, when known
+	var writeFailed uint64 // seq of a message whose write failed on this channel (I/O error)
 	defer func() {
 		if endErr == nil {
 			select {
@@ -197,7 +198,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		_ = ch.Close()
 		// Acks that arrived before the end still count.
 		p.drainConfirms(st, confirms, returns)
-		p.chargePoison(st, endErr)
+		p.chargePoison(st, endErr, writeFailed)
 		if n := st.requeueUnsettled(); n > 0 {
 			p.log.Info("producer: channel ended, unconfirmed messages will be published again first", "count", n)
 		}
@@ -250,6 +251,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					p.log.Error("producer: message could not be encoded; dropped with reason invalid", "err", err, "message_id", p.idOf(&env))
 					p.drop(&env, Invalid)
 				} else {
+					writeFailed = env.seq
 					st.unshift(env)
 				}
 				p.log.Debug("producer: publish failed", "err", err)
