@@ -515,15 +515,18 @@ func (e *connEvents) OnDisconnected(lavinmq.DisconnectedEvent) {
 	e.lost = append(e.lost, time.Now())
 }
 
-func (e *connEvents) OnBlocked(b bool, _ string) {
+// OnBlocked implements lavinmq.HookBlocked.
+func (e *connEvents) OnBlocked(ev lavinmq.BlockedEvent) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b {
+	if ev.Blocked {
 		e.blocked = append(e.blocked, time.Now())
 	} else {
 		e.unblocked = append(e.unblocked, time.Now())
 	}
 }
+
+var _ lavinmq.HookBlocked = (*connEvents)(nil) // a changed signature must not compile silently
 
 func (e *connEvents) snapshot() connEvents {
 	e.mu.Lock()
