@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,18 +63,18 @@ func (m *connMetrics) series(name string) *clientSeries {
 	if s := m.clients[name]; s != nil {
 		return s
 	}
-	label := strings.ToValidUTF8(name, "\uFFFD")
+	l := label(name)
 	s := &clientSeries{
-		up:           m.up.WithLabelValues(label),
-		blocked:      m.blocked.WithLabelValues(label),
-		reconnects:   m.reconnects.WithLabelValues(label),
-		attempts:     m.attempts.WithLabelValues(label),
+		up:           m.up.WithLabelValues(l),
+		blocked:      m.blocked.WithLabelValues(l),
+		reconnects:   m.reconnects.WithLabelValues(l),
+		attempts:     m.attempts.WithLabelValues(l),
 		disconnects:  make(map[lavinmq.Detector]prometheus.Counter, len(detectors)),
-		downtime:     m.downtime.WithLabelValues(label),
-		topologyErrs: m.topologyErrs.WithLabelValues(label),
+		downtime:     m.downtime.WithLabelValues(l),
+		topologyErrs: m.topologyErrs.WithLabelValues(l),
 	}
 	for _, d := range detectors {
-		s.disconnects[d] = m.disconnects.WithLabelValues(label, string(d))
+		s.disconnects[d] = m.disconnects.WithLabelValues(l, string(d))
 	}
 	m.clients[name] = s
 	return s
@@ -100,7 +99,7 @@ func (m *Metrics) OnDisconnected(ev lavinmq.DisconnectedEvent) {
 	if c := s.disconnects[ev.DetectedBy]; c != nil {
 		c.Inc()
 	} else {
-		m.conn.disconnects.WithLabelValues(strings.ToValidUTF8(ev.Client, "\uFFFD"), strings.ToValidUTF8(string(ev.DetectedBy), "\uFFFD")).Inc()
+		m.conn.disconnects.WithLabelValues(label(ev.Client), label(string(ev.DetectedBy))).Inc()
 	}
 }
 

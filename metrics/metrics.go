@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -93,6 +94,16 @@ func counterVec(subsystem, name, help string, labels ...string) *prometheus.Coun
 
 func histogramVec(subsystem, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets}, labels)
+}
+
+// label makes s a valid label value: Prometheus needs UTF-8 (and panics
+// otherwise), while AMQP queue names may hold any bytes. Bad bytes become
+// U+FFFD. A valid string is returned as is, without allocating.
+func label(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // latencyBuckets span 100µs to about 26s, for publish-to-confirm and handler durations.
