@@ -96,7 +96,19 @@ func (s *stream) onDrop(m producer.Message, _ string, r producer.DropReason) {
 }
 
 // OnConfirmed implements producer.HookConfirmed: it measures the longest gap between confirms.
-func (s *stream) OnConfirmed(string, time.Duration) {
+func (s *stream) OnConfirmed(string, time.Duration) { s.settled() }
+
+// OnWritten implements producer.HookWritten: in FireAndForget mode a write
+// settles a message where Confirm mode has a confirm.
+func (s *stream) OnWritten(string) { s.settled() }
+
+var (
+	_ producer.HookConfirmed = (*stream)(nil)
+	_ producer.HookWritten   = (*stream)(nil)
+)
+
+// settled records a confirm (or, FireAndForget, a write) and the gap since the previous one.
+func (s *stream) settled() {
 	now := time.Now().UnixNano()
 	prev := s.lastConfirm.Swap(now)
 	if prev == 0 {
@@ -515,15 +527,18 @@ func (e *connEvents) OnDisconnected(lavinmq.DisconnectedEvent) {
 	e.lost = append(e.lost, time.Now())
 }
 
-func (e *connEvents) OnBlocked(b bool, _ string) {
+// OnBlocked implements lavinmq.HookBlocked.
+func (e *connEvents) OnBlocked(ev lavinmq.BlockedEvent) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b {
+	if ev.Blocked {
 		e.blocked = append(e.blocked, time.Now())
 	} else {
 		e.unblocked = append(e.unblocked, time.Now())
 	}
 }
+
+var _ lavinmq.HookBlocked = (*connEvents)(nil) // a changed signature must not compile silently
 
 func (e *connEvents) snapshot() connEvents {
 	e.mu.Lock()

@@ -82,6 +82,9 @@ func New(url string, opts ...Option) (*Client, error) {
 	if err := cf.validate(); err != nil {
 		return nil, err
 	}
+	if err := cf.resolveName(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:            cf,
@@ -181,7 +184,7 @@ func (c *Client) run() {
 		if c.cfg.ignoreCloseNotify {
 			notify = nil
 		}
-		ev := ConnectedEvent{Endpoint: cn.endpoint, Attempts: attempts, Reconnect: gen > 1}
+		ev := ConnectedEvent{Client: c.cfg.name, Endpoint: cn.endpoint, Attempts: attempts, Reconnect: gen > 1}
 		if gen > 1 {
 			ev.Downtime = time.Since(lostAt)
 		}
@@ -203,7 +206,7 @@ func (c *Client) run() {
 		c.log.Warn("lavinmq: connection lost", "endpoint", cn.endpoint, "detected_by", string(by), "error", c.safeErr(err))
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookDisconnected); ok {
-				h.OnDisconnected(DisconnectedEvent{Endpoint: cn.endpoint, Err: err, DetectedBy: by})
+				h.OnDisconnected(DisconnectedEvent{Client: c.cfg.name, Endpoint: cn.endpoint, Err: err, DetectedBy: by})
 			}
 		})
 	}
@@ -285,7 +288,7 @@ func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (
 		c.log.Warn("lavinmq: connect failed", "endpoint", ep, "attempt", attempt, "delay", delay, "error", c.safeErr(err))
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookReconnectAttempt); ok {
-				h.OnReconnectAttempt(ReconnectAttemptEvent{Endpoint: ep, Attempt: attempt, Err: err, Delay: delay})
+				h.OnReconnectAttempt(ReconnectAttemptEvent{Client: c.cfg.name, Endpoint: ep, Attempt: attempt, Err: err, Delay: delay})
 			}
 		})
 		if delay > 0 {
@@ -339,7 +342,7 @@ func (c *Client) watchBlocked(cn *Conn, ch <-chan amqp.Blocking) {
 		c.log.Warn("lavinmq: connection blocked by broker", "endpoint", cn.endpoint, "blocked", b.Active, "reason", b.Reason)
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookBlocked); ok {
-				h.OnBlocked(b.Active, b.Reason)
+				h.OnBlocked(BlockedEvent{Client: c.cfg.name, Blocked: b.Active, Reason: b.Reason})
 			}
 		})
 	}

@@ -43,11 +43,19 @@ func (e *events) OnReconnectAttempt(ev lavinmq.ReconnectAttemptEvent) {
 	e.attempts = append(e.attempts, ev)
 }
 
-func (e *events) OnBlocked(b bool, _ string) {
+func (e *events) OnBlocked(ev lavinmq.BlockedEvent) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.blocked = append(e.blocked, b)
+	e.blocked = append(e.blocked, ev.Blocked)
 }
+
+// A changed hook signature must not compile silently.
+var (
+	_ lavinmq.HookConnected        = (*events)(nil)
+	_ lavinmq.HookDisconnected     = (*events)(nil)
+	_ lavinmq.HookReconnectAttempt = (*events)(nil)
+	_ lavinmq.HookBlocked          = (*events)(nil)
+)
 
 func (e *events) counts() (conn, disc, att int) {
 	e.mu.Lock()

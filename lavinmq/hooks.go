@@ -7,6 +7,9 @@ import "time"
 // interface never breaks an existing hook. Hooks run on the client's own
 // supervisor goroutine, never on amqp091-go's I/O goroutine; they must return
 // quickly (count, log, set a gauge) because the next reconnect step waits for them.
+//
+// Every event names its client (Client: the client's Name), so that one hook
+// value (a metrics.Metrics, say) can serve several clients and tell them apart.
 
 // Detector says which of the three means noticed a lost connection.
 type Detector string
@@ -22,6 +25,7 @@ const (
 
 // ConnectedEvent describes a successful connection.
 type ConnectedEvent struct {
+	Client    string        // the client's Name
 	Endpoint  string        // host:port, never with credentials
 	Attempts  int           // dial attempts this (re)connection took, >= 1
 	Reconnect bool          // false for the first connection of the client
@@ -30,6 +34,7 @@ type ConnectedEvent struct {
 
 // DisconnectedEvent describes a lost connection.
 type DisconnectedEvent struct {
+	Client     string // the client's Name
 	Endpoint   string
 	Err        error // the broker's *amqp091.Error or the I/O error, if known
 	DetectedBy Detector
@@ -37,10 +42,29 @@ type DisconnectedEvent struct {
 
 // ReconnectAttemptEvent describes one failed dial and the wait before the next.
 type ReconnectAttemptEvent struct {
+	Client   string // the client's Name
 	Endpoint string
 	Attempt  int
 	Err      error
 	Delay    time.Duration // 0 when the next URL is tried at once
+}
+
+// BlockedEvent describes a change of the broker's connection.blocked state
+// of the connection in service. A block ends without an event when its
+// connection is lost (a DisconnectedEvent follows; the next connection starts unblocked).
+type BlockedEvent struct {
+	Client  string // the client's Name
+	Blocked bool   // true: connection.blocked (publishing paused); false: connection.unblocked
+	Reason  string // the broker's reason, e.g. "low on memory"; empty on unblock
+}
+
+// TopologyErrorEvent describes a recorded declaration that the broker refused
+// when it was replayed on a new connection. The replay goes on with the others.
+type TopologyErrorEvent struct {
+	Client string // the client's Name
+	Kind   string // "exchange", "queue" or "binding"
+	Name   string // the exchange or queue name; "queue<-exchange" for a binding
+	Err    error  // the broker's *amqp091.Error (for example 406 PRECONDITION_FAILED)
 }
 
 // HookConnected is called once the connection is open and the recorded topology replayed.
@@ -56,12 +80,12 @@ type HookReconnectAttempt interface {
 
 // HookBlocked is called when the broker blocks (connection.blocked) or unblocks the connection.
 type HookBlocked interface {
-	OnBlocked(blocked bool, reason string)
+	OnBlocked(BlockedEvent)
 }
 
 // HookTopologyError is called when replaying a recorded declaration fails after a reconnect.
 type HookTopologyError interface {
-	OnTopologyError(kind, name string, err error)
+	OnTopologyError(TopologyErrorEvent)
 }
 
 func (c *Client) eachHook(f func(any)) {

@@ -169,7 +169,11 @@ func WithTLS(t *tls.Config) Option {
 	return optionFunc(func(c *cfg) { c.tls = t })
 }
 
-// WithConnectionName sets the connection name shown by the broker's management tools.
+// WithConnectionName sets the client's name (see Client.Name): the connection
+// name shown by the broker's management tools, carried by every hook event and
+// used as the "client" label by the metrics package. Default: "lavinmq-go-" and
+// 8 random hex digits. Give each client its own; it must be valid UTF-8 and
+// must not hold a secret.
 func WithConnectionName(name string) Option {
 	return optionFunc(func(c *cfg) { c.name = name })
 }

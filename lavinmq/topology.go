@@ -254,7 +254,7 @@ func (t *topology) replay(ctx context.Context, conn *amqp.Connection, c *Client)
 			c.log.Error("lavinmq: replaying topology failed", "kind", s.kind, "name", s.name, "error", c.safeErr(err))
 			c.eachHook(func(h any) {
 				if h, ok := h.(HookTopologyError); ok {
-					h.OnTopologyError(s.kind, s.name, err)
+					h.OnTopologyError(TopologyErrorEvent{Client: c.cfg.name, Kind: s.kind, Name: s.name, Err: err})
 				}
 			})
 			if ch, err = conn.Channel(); err != nil {

@@ -31,29 +31,33 @@ func (m *consumerMetrics) init() []prometheus.Collector {
 }
 
 // OnDelivered implements consumer.HookDelivered.
-func (m *Metrics) OnDelivered(queue string) { m.consumer.deliveries.WithLabelValues(queue).Inc() }
+func (m *Metrics) OnDelivered(queue string) {
+	m.consumer.deliveries.WithLabelValues(label(queue)).Inc()
+}
 
 // OnHandled implements consumer.HookHandled.
 func (m *Metrics) OnHandled(queue string, a consumer.Action, d time.Duration) {
 	switch a {
 	case consumer.Ack:
-		m.consumer.acks.WithLabelValues(queue).Inc()
+		m.consumer.acks.WithLabelValues(label(queue)).Inc()
 	case consumer.NackDiscard:
-		m.consumer.nacks.WithLabelValues(queue, "discard").Inc()
+		m.consumer.nacks.WithLabelValues(label(queue), "discard").Inc()
 	default:
-		m.consumer.nacks.WithLabelValues(queue, "requeue").Inc()
+		m.consumer.nacks.WithLabelValues(label(queue), "requeue").Inc()
 	}
-	m.consumer.duration.WithLabelValues(queue).Observe(d.Seconds())
+	m.consumer.duration.WithLabelValues(label(queue)).Observe(d.Seconds())
 }
 
 // OnPanic implements consumer.HookPanic.
-func (m *Metrics) OnPanic(queue string, _ any) { m.consumer.panics.WithLabelValues(queue).Inc() }
+func (m *Metrics) OnPanic(queue string, _ any) { m.consumer.panics.WithLabelValues(label(queue)).Inc() }
 
 // OnStaleAck implements consumer.HookStaleAck.
-func (m *Metrics) OnStaleAck(queue string) { m.consumer.staleAcks.WithLabelValues(queue).Inc() }
+func (m *Metrics) OnStaleAck(queue string) { m.consumer.staleAcks.WithLabelValues(label(queue)).Inc() }
 
 // OnResubscribed implements consumer.HookResubscribed.
-func (m *Metrics) OnResubscribed(queue string) { m.consumer.resubscribes.WithLabelValues(queue).Inc() }
+func (m *Metrics) OnResubscribed(queue string) {
+	m.consumer.resubscribes.WithLabelValues(label(queue)).Inc()
+}
 
 var (
 	_ consumer.HookDelivered    = (*Metrics)(nil)

@@ -11,16 +11,38 @@ import (
 
 // producerMetrics reads every live producer's Stats at scrape time (so the
 // publish path pays nothing for them) and keeps the final counts of closed
-// producers, so counters never go down. Only the confirm latency is fed per
-// message, by HookConfirmed.
+// producers, so counters never go down. Only the confirm latency
+// (HookConfirmed) and the FireAndForget writes (HookWritten) are fed per
+// message, through series resolved once per queue.
 type producerMetrics struct {
 	mu      sync.Mutex
 	live    map[*producer.Producer]struct{}
-	retired map[string]*producerTotals // by queue
+	retired map[string]*producerTotals // by queue label value
 
 	accepted, confirmed, dropped, resent *prometheus.Desc
 	buffered, capacity, inFlight         *prometheus.Desc
 	latency                              *prometheus.HistogramVec
+	written                              *prometheus.CounterVec
+	queues                               sync.Map // queue name -> *queueSeries
+}
+
+// queueSeries are the per-message series of one queue.
+type queueSeries struct {
+	latency prometheus.Observer
+	written prometheus.Counter
+}
+
+// forQueue returns the per-message series of queue, resolving them at its
+// first use (so they exist, at 0, from the producer's start).
+func (m *producerMetrics) forQueue(queue string) *queueSeries {
+	if s, ok := m.queues.Load(queue); ok {
+		return s.(*queueSeries)
+	}
+	s, _ := m.queues.LoadOrStore(queue, &queueSeries{
+		latency: m.latency.WithLabelValues(label(queue)),
+		written: m.written.WithLabelValues(label(queue)),
+	})
+	return s.(*queueSeries)
 }
 
 type producerTotals struct {
@@ -49,14 +71,15 @@ func (m *producerMetrics) init() []prometheus.Collector {
 	m.live = map[*producer.Producer]struct{}{}
 	m.retired = map[string]*producerTotals{}
 	m.accepted = desc("messages_accepted_total", "Messages accepted by Publish.")
-	m.confirmed = desc("messages_confirmed_total", "Messages acked by the broker (Confirm mode) or written to the socket (FireAndForget).")
+	m.confirmed = desc("messages_confirmed_total", "Messages settled: acked by the broker (Confirm mode) or written to the socket (FireAndForget, also counted in messages_written_total). accepted = confirmed + dropped + buffered + in flight.")
 	m.dropped = desc("messages_dropped_total", "Accepted messages given up, by reason (evicted, nacked, unroutable, too_large, shutdown).", "reason")
 	m.resent = desc("messages_resent_total", "Publications of unconfirmed messages again after a lost channel or connection, or a nack.")
 	m.buffered = desc("buffered_messages", "Messages waiting in the producer's buffer.")
 	m.capacity = desc("buffer_capacity_messages", "Capacity of the producer's buffer.")
 	m.inFlight = desc("in_flight_messages", "Messages taken from the buffer and not yet confirmed.")
-	m.latency = histogramVec(sub, "confirm_latency_seconds", "Time from Publish to the broker's ack, Confirm mode.", latencyBuckets, "queue")
-	return []prometheus.Collector{m, m.latency}
+	m.latency = histogramVec(sub, "confirm_latency_seconds", "Time from Publish to the broker's ack, Confirm mode only.", latencyBuckets, "queue")
+	m.written = counterVec(sub, "messages_written_total", "Messages handed to the socket without a confirm (FireAndForget mode); included in messages_confirmed_total.", "queue")
+	return []prometheus.Collector{m, m.latency, m.written}
 }
 
 // Describe implements prometheus.Collector.
@@ -79,7 +102,7 @@ func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for p := range m.live {
 		s := p.Stats()
-		q := p.Queue()
+		q := label(p.Queue())
 		if totals[q] == nil {
 			totals[q] = newTotals()
 		}
@@ -111,6 +134,7 @@ func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
 
 // OnProducerOpened implements producer.HookProducerOpened.
 func (m *Metrics) OnProducerOpened(p *producer.Producer) {
+	m.producer.forQueue(p.Queue())
 	m.producer.mu.Lock()
 	m.producer.live[p] = struct{}{}
 	m.producer.mu.Unlock()
@@ -124,21 +148,29 @@ func (m *Metrics) OnProducerClosed(p *producer.Producer, final producer.Stats) {
 		return
 	}
 	delete(m.producer.live, p)
-	t := m.producer.retired[p.Queue()]
+	q := label(p.Queue()) // retired and live totals are keyed by label value
+	t := m.producer.retired[q]
 	if t == nil {
 		t = newTotals()
-		m.producer.retired[p.Queue()] = t
+		m.producer.retired[q] = t
 	}
 	t.add(final)
 }
 
-// OnConfirmed implements producer.HookConfirmed.
+// OnConfirmed implements producer.HookConfirmed: it observes the confirm latency.
 func (m *Metrics) OnConfirmed(queue string, latency time.Duration) {
-	m.producer.latency.WithLabelValues(queue).Observe(latency.Seconds())
+	m.producer.forQueue(queue).latency.Observe(latency.Seconds())
+}
+
+// OnWritten implements producer.HookWritten: it counts a FireAndForget write
+// in messages_written_total, not in the confirm-latency histogram.
+func (m *Metrics) OnWritten(queue string) {
+	m.producer.forQueue(queue).written.Inc()
 }
 
 var (
 	_ producer.HookProducerOpened = (*Metrics)(nil)
 	_ producer.HookProducerClosed = (*Metrics)(nil)
 	_ producer.HookConfirmed      = (*Metrics)(nil)
+	_ producer.HookWritten        = (*Metrics)(nil)
 )

@@ -25,9 +25,17 @@ type HookProducerClosed interface {
 }
 
 // HookConfirmed is called for every message acked by the broker (Confirm
-// mode) with the time from Publish to the ack.
+// mode) with the time from Publish to the ack. FireAndForget calls
+// HookWritten instead: a socket write is not a confirm.
 type HookConfirmed interface {
 	OnConfirmed(queue string, latency time.Duration)
+}
+
+// HookWritten is called in FireAndForget mode for every message handed to
+// the socket (where Confirm mode would call HookConfirmed). The message counts
+// as settled (Stats.Confirmed) but the broker has not acknowledged it.
+type HookWritten interface {
+	OnWritten(queue string)
 }
 
 // HookDropped is called for every dropped message, next to the OnDrop callback.
@@ -88,6 +96,7 @@ type hookSet struct {
 	opened    []HookProducerOpened
 	closed    []HookProducerClosed
 	confirmed []HookConfirmed
+	written   []HookWritten
 	dropped   []HookDropped
 	resent    []HookResent
 }
@@ -103,6 +112,9 @@ func newHookSet(hooks []any) hookSet {
 		}
 		if x, ok := h.(HookConfirmed); ok {
 			s.confirmed = append(s.confirmed, x)
+		}
+		if x, ok := h.(HookWritten); ok {
+			s.written = append(s.written, x)
 		}
 		if x, ok := h.(HookDropped); ok {
 			s.dropped = append(s.dropped, x)

@@ -352,8 +352,14 @@ func (p *Producer) callOnDrop(m Message, r DropReason) {
 	p.cfg.onDrop(m, p.queue, r)
 }
 
+// confirm settles env: acked by the broker (Confirm mode, HookConfirmed
+// with its latency) or handed to the socket (FireAndForget, HookWritten).
 func (p *Producer) confirm(env *envelope) {
-	if len(p.hooks.confirmed) > 0 {
+	if p.cfg.mode == FireAndForget {
+		for _, h := range p.hooks.written {
+			h.OnWritten(p.queue)
+		}
+	} else if len(p.hooks.confirmed) > 0 {
 		lat := time.Duration(int64(time.Since(p.epoch)) - env.at)
 		for _, h := range p.hooks.confirmed {
 			p.hookConfirmed(h, lat)

@@ -54,6 +54,9 @@ func envOr(k, def string) string {
 	return def
 }
 
+// clientName names the example's client (see lavinmq.WithConnectionName).
+const clientName = "lavinmq-go-metrics-example"
+
 // run publishes about 200 messages a second to queue and consumes them,
 // serving reg's metrics on ln, until ctx ends.
 func run(ctx context.Context, url, queue string, ln net.Listener, reg *prometheus.Registry) error {
@@ -62,7 +65,9 @@ func run(ctx context.Context, url, queue string, ln net.Listener, reg *prometheu
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := lavinmq.New(url, lavinmq.WithHooks(m), lavinmq.WithLogger(log), lavinmq.WithHeartbeat(time.Second))
+	// The connection name is the "client" label of the client_* series: one
+	// Metrics value tells the clients of a process apart by it.
+	c, err := lavinmq.New(url, lavinmq.WithConnectionName(clientName), lavinmq.WithHooks(m), lavinmq.WithLogger(log), lavinmq.WithHeartbeat(time.Second))
 	if err != nil {
 		return err
 	}

@@ -69,18 +69,19 @@ func TestMetricsExampleAfterReconnect(t *testing.T) {
 	}()
 
 	qs := `{queue="` + q + `"}`
+	cs := `{client="` + clientName + `"}`
 	testbroker.Eventually(t, 20*time.Second, "messages confirmed", func() bool {
 		return scrape(t, addr)["lavinmq_producer_messages_confirmed_total"+qs] > 50
 	})
 	px.Disable() // broker unreachable: the client loses the connection and fails to redial
 	testbroker.Eventually(t, 10*time.Second, "disconnect", func() bool {
 		s := scrape(t, addr)
-		return s["lavinmq_client_connected"] == 0 && s["lavinmq_client_reconnect_attempts_total"] > 0
+		return s["lavinmq_client_connected"+cs] == 0 && s["lavinmq_client_reconnect_attempts_total"+cs] > 0
 	})
 	px.Enable()
 	testbroker.Eventually(t, 20*time.Second, "reconnect and traffic", func() bool {
 		s := scrape(t, addr)
-		return s["lavinmq_client_reconnects_total"] >= 1 && s["lavinmq_client_connected"] == 1 &&
+		return s["lavinmq_client_reconnects_total"+cs] >= 1 && s["lavinmq_client_connected"+cs] == 1 &&
 			s["lavinmq_consumer_resubscribes_total"+qs] >= 1
 	})
 	before := scrape(t, addr)["lavinmq_consumer_deliveries_total"+qs]
@@ -90,10 +91,10 @@ func TestMetricsExampleAfterReconnect(t *testing.T) {
 
 	s := scrape(t, addr)
 	nonZero := []string{
-		"lavinmq_client_connected",
-		"lavinmq_client_reconnects_total",
-		"lavinmq_client_reconnect_attempts_total",
-		"lavinmq_client_disconnected_seconds_count",
+		"lavinmq_client_connected" + cs,
+		"lavinmq_client_reconnects_total" + cs,
+		"lavinmq_client_reconnect_attempts_total" + cs,
+		"lavinmq_client_disconnected_seconds_count" + cs,
 		"lavinmq_producer_messages_accepted_total" + qs,
 		"lavinmq_producer_messages_confirmed_total" + qs,
 		"lavinmq_producer_buffer_capacity_messages" + qs,
@@ -105,8 +106,8 @@ func TestMetricsExampleAfterReconnect(t *testing.T) {
 		"lavinmq_consumer_handler_duration_seconds_count" + qs,
 	}
 	present := []string{
-		"lavinmq_client_blocked",
-		`lavinmq_client_disconnects_total{reason="notify"}`,
+		"lavinmq_client_blocked" + cs,
+		`lavinmq_client_disconnects_total{client="` + clientName + `",reason="notify"}`,
 		"lavinmq_producer_messages_resent_total" + qs,
 		"lavinmq_producer_buffered_messages" + qs,
 		"lavinmq_producer_in_flight_messages" + qs,
