@@ -34,6 +34,9 @@ type Consumer struct {
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
 
+	unregister func()      // takes Close off the client's close list
+	byClient   atomic.Bool // Close came from the client's Close
+
 	mu      sync.Mutex
 	runDone chan struct{} // closed when the active Run returns; nil when none is active
 
@@ -113,7 +116,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Consumer{
+	k := &Consumer{
 		client:      c,
 		queue:       queue,
 		cfg:         cf,
@@ -121,7 +124,19 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
 		tagBase:     cf.tagPrefix + "-" + strconv.FormatUint(rand.Uint64(), 36),
 		closeCtx:    ctx,
 		closeCancel: cancel,
-	}, nil
+	}
+	// Closing the client closes the consumer first: Run lets its handlers
+	// finish and applies their Actions before the connection goes.
+	remove, err := c.AddCloser(func(ctx context.Context) error {
+		k.byClient.Store(true)
+		return k.Close(ctx)
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	k.unregister = remove
+	return k, nil
 }
 
 // Queue returns the name of the queue consumed.
@@ -161,6 +176,9 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	k.mu.Lock()
 	if k.closeCtx.Err() != nil {
 		k.mu.Unlock()
+		if k.byClient.Load() {
+			return fmt.Errorf("%w: %w", ErrClosed, lavinmq.ErrClosed)
+		}
 		return ErrClosed
 	}
 	if k.runDone != nil {
@@ -220,6 +238,8 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	switch {
 	case err != nil:
 		return err
+	case k.byClient.Load():
+		return fmt.Errorf("consumer: queue %q: %w", k.queue, lavinmq.ErrClosed)
 	case k.closeCtx.Err() != nil:
 		return nil
 	default:
@@ -233,6 +253,7 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 // It is idempotent; Run after Close returns ErrClosed.
 func (k *Consumer) Close(ctx context.Context) error {
 	k.closeCancel()
+	k.unregister()
 	k.mu.Lock()
 	done := k.runDone
 	k.mu.Unlock()

@@ -29,6 +29,8 @@ type Client struct {
 	done   chan struct{} // closed when the supervisor has returned
 	wg     sync.WaitGroup
 
+	closers closers // run by Close before the connection goes
+
 	mu             sync.Mutex
 	closed         bool
 	cur            *Conn         // the connection in service, nil while disconnected
@@ -143,19 +145,6 @@ func (c *Client) Blocked() (blocked bool, changed <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.blocked, c.blockedChanged
-}
-
-// Close closes the connection and ends every goroutine the client started. It
-// is idempotent and safe during a reconnect loop; later calls on the client
-// return ErrClosed.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel()
-	<-c.done
-	c.wg.Wait()
-	return nil
 }
 
 // run is the supervisor: connect, replay topology, serve until the connection

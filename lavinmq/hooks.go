@@ -1,6 +1,10 @@
 package lavinmq
 
-import "time"
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+)
 
 // Hooks are values of any type passed to WithHooks; the client calls the
 // methods of the interfaces below that a value implements. Adding a hook
@@ -88,8 +92,29 @@ type HookTopologyError interface {
 	OnTopologyError(TopologyErrorEvent)
 }
 
+// eachHook calls f with every hook value. A hook that panics is recovered
+// and logged; the supervisor goes on.
 func (c *Client) eachHook(f func(any)) {
 	for _, h := range c.cfg.hooks {
-		f(h)
+		c.callHook(f, h)
 	}
+}
+
+func (c *Client) callHook(f func(any), h any) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("lavinmq: hook panicked; recovered", "hook", fmt.Sprintf("%T", h), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	f(h)
+}
+
+// isHook reports whether h implements at least one hook interface: a value
+// that implements none (a misspelt method) would silently do nothing.
+func isHook(h any) bool {
+	switch h.(type) {
+	case HookConnected, HookDisconnected, HookReconnectAttempt, HookBlocked, HookTopologyError:
+		return true
+	}
+	return false
 }

@@ -25,20 +25,21 @@ const (
 // cfg holds every setting of a Client. Defaults live in defaultConfig; New
 // applies the options and then validates the whole config once.
 type cfg struct {
-	urls           []string
-	initialDelay   time.Duration
-	maxDelay       time.Duration
-	multiplier     float64
-	jitter         float64
-	healthInterval time.Duration
-	heartbeat      time.Duration
-	dialTimeout    time.Duration
-	writeTimeout   time.Duration
-	closeTimeout   time.Duration
-	tls            *tls.Config
-	name           string
-	logger         *slog.Logger
-	hooks          []any
+	urls            []string
+	initialDelay    time.Duration
+	maxDelay        time.Duration
+	multiplier      float64
+	jitter          float64
+	healthInterval  time.Duration
+	heartbeat       time.Duration
+	dialTimeout     time.Duration
+	writeTimeout    time.Duration
+	closeTimeout    time.Duration
+	shutdownTimeout time.Duration
+	tls             *tls.Config
+	name            string
+	logger          *slog.Logger
+	hooks           []any
 
 	// Test seams (set only by tests in this package).
 	ignoreCloseNotify bool                                 // act as if NotifyClose never fired
@@ -47,17 +48,18 @@ type cfg struct {
 
 func defaultConfig() cfg {
 	return cfg{
-		initialDelay:   DefaultReconnectInitialDelay,
-		maxDelay:       DefaultReconnectMaxDelay,
-		multiplier:     DefaultReconnectMultiplier,
-		jitter:         DefaultReconnectJitter,
-		healthInterval: DefaultHealthCheckInterval,
-		heartbeat:      DefaultHeartbeat,
-		dialTimeout:    DefaultDialTimeout,
-		writeTimeout:   DefaultWriteTimeout,
-		closeTimeout:   DefaultCloseTimeout,
-		logger:         slog.New(slog.DiscardHandler),
-		after:          time.After,
+		initialDelay:    DefaultReconnectInitialDelay,
+		maxDelay:        DefaultReconnectMaxDelay,
+		multiplier:      DefaultReconnectMultiplier,
+		jitter:          DefaultReconnectJitter,
+		healthInterval:  DefaultHealthCheckInterval,
+		heartbeat:       DefaultHeartbeat,
+		dialTimeout:     DefaultDialTimeout,
+		writeTimeout:    DefaultWriteTimeout,
+		closeTimeout:    DefaultCloseTimeout,
+		shutdownTimeout: DefaultShutdownTimeout,
+		logger:          slog.New(slog.DiscardHandler),
+		after:           time.After,
 	}
 }
 
@@ -85,6 +87,8 @@ func (c *cfg) validate() error {
 		return fmt.Errorf("%w: heartbeat must be at least 1s (AMQP counts whole seconds), got %v", ErrInvalidConfig, c.heartbeat)
 	case c.dialTimeout <= 0:
 		return fmt.Errorf("%w: dial timeout must be > 0, got %v", ErrInvalidConfig, c.dialTimeout)
+	case c.shutdownTimeout <= 0:
+		return fmt.Errorf("%w: shutdown timeout must be > 0, got %v", ErrInvalidConfig, c.shutdownTimeout)
 	case c.writeTimeout <= 0:
 		return fmt.Errorf("%w: write timeout must be > 0, got %v", ErrInvalidConfig, c.writeTimeout)
 	case c.logger == nil:
@@ -93,6 +97,9 @@ func (c *cfg) validate() error {
 	for i, h := range c.hooks {
 		if h == nil {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
+		}
+		if !isHook(h) {
+			return fmt.Errorf("%w: hook %d (%T) implements none of the client's hook interfaces (HookConnected, HookDisconnected, HookReconnectAttempt, HookBlocked, HookTopologyError)", ErrInvalidConfig, i, h)
 		}
 	}
 	return nil
@@ -156,6 +163,14 @@ func WithDialTimeout(d time.Duration) Option {
 // connection, which is then replaced.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(c *cfg) { c.writeTimeout = d })
+}
+
+// WithShutdownTimeout sets the bound of Close (default
+// DefaultShutdownTimeout, 5s): how long producers and consumers on the client
+// get to settle what they hold before it is reported dropped (reason
+// shutdown) and the connection is closed. CloseContext takes a ctx instead.
+func WithShutdownTimeout(d time.Duration) Option {
+	return optionFunc(func(c *cfg) { c.shutdownTimeout = d })
 }
 
 // WithFailover adds broker URLs tried in turn after the one given to New, for

@@ -35,7 +35,7 @@ func ExampleNew() {
 	defer cancel()
 	_ = p.Close(ctx)
 	// Output:
-	// dropped series (one per reason): 5
+	// dropped series (one per reason): 6
 	// evicted: 1
 	// buffered: 2
 }

@@ -72,7 +72,7 @@ func (m *producerMetrics) init() []prometheus.Collector {
 	m.retired = map[string]*producerTotals{}
 	m.accepted = desc("messages_accepted_total", "Messages accepted by Publish.")
 	m.confirmed = desc("messages_confirmed_total", "Messages settled: acked by the broker (Confirm mode) or written to the socket (FireAndForget, also counted in messages_written_total). accepted = confirmed + dropped + buffered + in flight.")
-	m.dropped = desc("messages_dropped_total", "Accepted messages given up, by reason (evicted, nacked, unroutable, too_large, shutdown).", "reason")
+	m.dropped = desc("messages_dropped_total", "Accepted messages given up, by reason (evicted, nacked, unroutable, too_large, shutdown, invalid).", "reason")
 	m.resent = desc("messages_resent_total", "Publications of unconfirmed messages again after a lost channel or connection, or a nack.")
 	m.buffered = desc("buffered_messages", "Messages waiting in the producer's buffer.")
 	m.capacity = desc("buffer_capacity_messages", "Capacity of the producer's buffer.")

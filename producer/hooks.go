@@ -53,7 +53,7 @@ type HookResent interface {
 // that implements none (a misspelt method) would silently do nothing.
 func isHook(h any) bool {
 	switch h.(type) {
-	case HookProducerOpened, HookProducerClosed, HookConfirmed, HookDropped, HookResent:
+	case HookProducerOpened, HookProducerClosed, HookConfirmed, HookWritten, HookDropped, HookResent:
 		return true
 	}
 	return false
@@ -80,6 +80,11 @@ func (p *Producer) hookClosed(h HookProducerClosed, s Stats) {
 func (p *Producer) hookConfirmed(h HookConfirmed, lat time.Duration) {
 	defer p.recoverHook("OnConfirmed")
 	h.OnConfirmed(p.queue, lat)
+}
+
+func (p *Producer) hookWritten(h HookWritten) {
+	defer p.recoverHook("OnWritten")
+	h.OnWritten(p.queue)
 }
 
 func (p *Producer) hookDropped(h HookDropped, r DropReason) {

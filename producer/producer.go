@@ -54,6 +54,8 @@ type Producer struct {
 
 	flush flusher
 	cause atomic.Pointer[cause] // the last problem the publisher met; nil after a confirm
+
+	unregister func() // takes Close off the client's close list
 }
 
 // cause is a problem the publisher met, named by Flush when it times out.
@@ -124,6 +126,13 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	p.flush.wake = make(chan struct{})
 	p.closeCtx, p.closeCancel = context.WithCancel(context.Background())
 	p.runCtx, p.runCancel = context.WithCancel(context.Background())
+	// Closing the client closes the producer first, so that what it holds
+	// is settled or reported before the connection goes.
+	remove, err := c.AddCloser(p.Close)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	p.unregister = remove
 	for _, h := range p.hooks.opened {
 		p.hookOpened(h)
 	}
@@ -289,6 +298,7 @@ func (p *Producer) close(ctx context.Context) error {
 	flushErr := p.Flush(ctx)
 	p.runCancel()
 	<-p.done
+	p.unregister()
 	n := p.dropped[Shutdown].Load()
 	switch {
 	case n == 0:
@@ -357,7 +367,7 @@ func (p *Producer) callOnDrop(m Message, r DropReason) {
 func (p *Producer) confirm(env *envelope) {
 	if p.cfg.mode == FireAndForget {
 		for _, h := range p.hooks.written {
-			h.OnWritten(p.queue)
+			p.hookWritten(h)
 		}
 	} else if len(p.hooks.confirmed) > 0 {
 		lat := time.Duration(int64(time.Since(p.epoch)) - env.at)
