@@ -29,7 +29,10 @@ func TestHooksMustImplementAnInterface(t *testing.T) {
 
 type panickingHook struct{ connected, disconnected atomic.Int64 }
 
-func (h *panickingHook) OnConnected(lavinmq.ConnectedEvent) { h.connected.Add(1); panic("connected hook") }
+func (h *panickingHook) OnConnected(lavinmq.ConnectedEvent) {
+	h.connected.Add(1)
+	panic("connected hook")
+}
 func (h *panickingHook) OnDisconnected(lavinmq.DisconnectedEvent) {
 	h.disconnected.Add(1)
 	panic("disconnected hook")

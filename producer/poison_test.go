@@ -2,8 +2,8 @@ package producer_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
