@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,5 +232,53 @@ func TestFlushNamesTheCause(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "1 messages pending") || !strings.Contains(err.Error(), "no exchange") {
 		t.Fatalf("Flush error %q does not say what is pending and why", err)
+	}
+}
+
+// resendTimes records when messages were re-sent.
+type resendTimes struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (r *resendTimes) OnResent(string, int) {
+	r.mu.Lock()
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+}
+
+// TestNackLoopBacksOff: a message the broker keeps nacking is re-sent after
+// growing pauses (like a reconnect), not in a hot loop.
+func TestNackLoopBacksOff(t *testing.T) {
+	c := newClient(t, testbroker.URL(t))
+	q := declare(t, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
+	raw := testbroker.Raw(t)
+	if err := raw.PublishWithContext(context.Background(), "", q, false, false, amqp.Publishing{Body: []byte("filler")}); err != nil {
+		t.Fatal(err)
+	}
+	rt := &resendTimes{}
+	drops := newDropLog()
+	p := newProducer(t, c, q, producer.WithHooks(rt), producer.OnDrop(drops.fn), producer.WithRetryBudget(7),
+		producer.WithReopenDelay(20*time.Millisecond, 2*time.Second))
+	if err := p.Publish(context.Background(), producer.Message{Body: seqBody(1)}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, p, 30*time.Second)
+	if drops.count(producer.Nacked) != 1 {
+		t.Fatalf("want the message dropped as nacked after the budget: %+v", p.Stats())
+	}
+	rt.mu.Lock()
+	at := rt.at
+	rt.mu.Unlock()
+	if len(at) < 5 {
+		t.Fatalf("%d re-sends, want 6", len(at))
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(at); i++ {
+		gaps = append(gaps, at[i].Sub(at[i-1]))
+	}
+	t.Logf("pauses between re-sends of a nacked message: %v", gaps)
+	if last, first := gaps[len(gaps)-1], gaps[0]; last < 4*first {
+		t.Fatalf("pauses do not grow: first %v, last %v (%v)", first, last, gaps)
 	}
 }
