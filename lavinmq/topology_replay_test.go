@@ -1,0 +1,153 @@
+package lavinmq_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
+)
+
+// TestTopologyLockedQueueRetriedUntilFree: the replay of an exclusive queue
+// that another connection holds is refused with 405 RESOURCE_LOCKED (after a
+// half-open loss that connection is our own dead one). The client goes into
+// service anyway, reports each refusal to HookTopologyError and retries the
+// queue, then its binding, with backoff; once the holder lets go, the retry
+// declares the queue on the client's connection and the binding routes.
+func TestTopologyLockedQueueRetriedUntilFree(t *testing.T) {
+	te := &topoErrors{}
+	p := testbroker.NewProxy(t)
+	c, _ := newClient(t, p.URL, lavinmq.WithHooks(te), lavinmq.WithReconnectDelay(50*time.Millisecond, time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ex, q := testbroker.Name(t, "ex"), testbroker.Name(t, "q")
+	if err := c.DeclareExchange(ctx, lavinmq.Exchange{Name: ex, Kind: "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DeleteExchange(context.Background(), ex) })
+	if _, err := c.DeclareQueue(ctx, lavinmq.Queue{Name: q, Exclusive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BindQueue(ctx, lavinmq.Binding{Queue: q, Exchange: ex, Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	gen := clientConn(t, c).Generation()
+
+	// Cut the client off; the broker drops its connection and the queue, and
+	// another connection takes the name before the client is back.
+	p.Disable()
+	holder, err := amqp.Dial(testbroker.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	testbroker.Eventually(t, 10*time.Second, "the holder declares the exclusive queue", func() bool {
+		ch, err := holder.Channel()
+		if err != nil {
+			t.Fatalf("holder channel: %v", err)
+		}
+		if _, err := ch.QueueDeclare(q, false, false, true, false, nil); err != nil {
+			return false // 405 until the broker has dropped the client's queue
+		}
+		return true
+	})
+	p.Enable()
+	testbroker.Eventually(t, 20*time.Second, "the client back in service while the queue is locked", func() bool {
+		return c.Connected() && clientConn(t, c).Generation() > gen
+	})
+	testbroker.Eventually(t, 10*time.Second, "405 reported for the queue", func() bool {
+		return te.count(q, amqp.ResourceLocked) >= 1
+	})
+	time.Sleep(time.Second) // retries go on while the holder keeps the queue
+	held := te.count(q, amqp.ResourceLocked)
+	if held < 2 {
+		t.Fatalf("%d refusals reported in the second after the first: the step is not retried", held)
+	}
+	if !c.Connected() {
+		t.Fatal("the locked queue took the client out of service")
+	}
+	released := time.Now()
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ch *amqp.Channel
+	testbroker.Eventually(t, 15*time.Second, "the retry declared the queue on the client's connection", func() bool {
+		var err error
+		if ch, err = clientConn(t, c).Channel(); err != nil {
+			return false
+		}
+		if _, err = ch.QueueDeclarePassive(q, false, false, true, false, nil); err != nil {
+			return false // the channel is closed by the 404/405
+		}
+		return true
+	})
+	defer ch.Close()
+	took := time.Since(released)
+	if !routed(t, ch, ex, "k", q, nil, "after-retry") {
+		t.Fatal("the binding of the retried queue was not declared")
+	}
+	total := te.count(q, amqp.ResourceLocked)
+	if rest := len(te.all()) - total; rest != 0 {
+		t.Fatalf("%d topology errors other than the queue's 405: %v", rest, te.all())
+	}
+	t.Logf("405 refusals of the queue reported: %d while held (first second), %d in all; declared by the retry %v after the holder closed",
+		held, total, took.Round(time.Millisecond))
+}
+
+// TestTopologyServerNamedQueueRenamedAfterReconnect: a queue declared with
+// Name "" is recorded; the replay gets a new name from the broker, QueueName
+// returns it, and the binding made on the first name follows it.
+func TestTopologyServerNamedQueueRenamedAfterReconnect(t *testing.T) {
+	te := &topoErrors{}
+	c, ev := newClient(t, testbroker.URL(t), lavinmq.WithHooks(te))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ex := testbroker.Name(t, "ex")
+	if err := c.DeclareExchange(ctx, lavinmq.Exchange{Name: ex, Kind: "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DeleteExchange(context.Background(), ex) })
+	res, err := c.DeclareQueue(ctx, lavinmq.Queue{Exclusive: true, AutoDelete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res.Name
+	if first == "" || c.QueueName(first) != first {
+		t.Fatalf("server-named queue %q, QueueName %q", first, c.QueueName(first))
+	}
+	if err := c.BindQueue(ctx, lavinmq.Binding{Queue: first, Exchange: ex, Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{first}
+	for range 2 {
+		reconnectAfter(t, c, ev, func() { testbroker.CloseAllConnections(t) })
+		now := c.QueueName(first)
+		if now == names[len(names)-1] || now == "" {
+			t.Fatalf("QueueName after the reconnect = %q, want a new server name", now)
+		}
+		names = append(names, now)
+		ch := onClientChannel(t, c)
+		if !routed(t, ch, ex, "k", now, nil, "via-binding") {
+			t.Fatalf("the binding on %s did not follow the queue to %s", first, now)
+		}
+		if c.QueueName(now) != now {
+			t.Fatalf("QueueName(current name) = %q, want %q", c.QueueName(now), now)
+		}
+	}
+	if errs := te.all(); len(errs) != 0 {
+		t.Fatalf("replays reported %d errors: first %v", len(errs), errs[0])
+	}
+	// Deleting it by its first name forgets it: no queue after the next reconnect.
+	last := names[len(names)-1]
+	if _, err := c.DeleteQueue(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	reconnectAfter(t, c, ev, func() { testbroker.CloseAllConnections(t) })
+	if got := c.QueueName(first); got != first {
+		t.Fatalf("QueueName of a deleted queue = %q, want the name unchanged", got)
+	}
+	t.Logf("server-named queue across reconnects: %v (deleted as %s)", names, last)
+}
