@@ -16,7 +16,8 @@ import (
 // half-open loss that connection is our own dead one). The client goes into
 // service anyway, reports each refusal to HookTopologyError and retries the
 // queue, then its binding, with backoff; once the holder lets go, the retry
-// declares the queue on the client's connection and the binding routes.
+// declares the queue on the client's connection, with its binding, and the
+// consumer.Consumer of the queue receives again.
 func TestTopologyLockedQueueRetriedUntilFree(t *testing.T) {
 	te := &topoErrors{}
 	p := testbroker.NewProxy(t)
@@ -34,6 +35,9 @@ func TestTopologyLockedQueueRetriedUntilFree(t *testing.T) {
 	if err := c.BindQueue(ctx, lavinmq.Binding{Queue: q, Exchange: ex, Key: "k"}); err != nil {
 		t.Fatal(err)
 	}
+	got, stop := runConsumer(t, c, q)
+	publish(t, onClientChannel(t, c), ex, "k", "before")
+	receive(t, got, "before")
 	gen := clientConn(t, c).Generation()
 
 	// Cut the client off; the broker drops its connection and the queue, and
@@ -73,27 +77,36 @@ func TestTopologyLockedQueueRetriedUntilFree(t *testing.T) {
 	if err := holder.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var ch *amqp.Channel
-	testbroker.Eventually(t, 15*time.Second, "the retry declared the queue on the client's connection", func() bool {
-		var err error
-		if ch, err = clientConn(t, c).Channel(); err != nil {
-			return false
+	// Only the retry's queue has the binding: the first message the consumer
+	// (which retried its subscribe meanwhile) receives through the exchange
+	// proves both.
+	raw := testbroker.Raw(t)
+	var took time.Duration
+	for i := 0; took == 0; i++ {
+		if time.Since(released) > 20*time.Second {
+			t.Fatal("no message through the binding within 20s of the holder's close: the queue was not declared again")
 		}
-		if _, err = ch.QueueDeclarePassive(q, false, false, true, false, nil); err != nil {
-			return false // the channel is closed by the 404/405
+		publish(t, raw, ex, "k", "after-retry")
+		select {
+		case b := <-got:
+			if b != "after-retry" {
+				t.Fatalf("received %q", b)
+			}
+			took = time.Since(released)
+		case <-time.After(200 * time.Millisecond):
 		}
-		return true
-	})
-	defer ch.Close()
-	took := time.Since(released)
-	if !routed(t, ch, ex, "k", q, nil, "after-retry") {
-		t.Fatal("the binding of the retried queue was not declared")
 	}
+	// And the queue is the client's: a passive declare from another
+	// connection would get 405.
+	if _, err := onClientChannel(t, c).QueueDeclarePassive(q, false, false, true, false, nil); err != nil {
+		t.Fatalf("queue not owned by the client's connection: %v", err)
+	}
+	stop()
 	total := te.count(q, amqp.ResourceLocked)
 	if rest := len(te.all()) - total; rest != 0 {
 		t.Fatalf("%d topology errors other than the queue's 405: %v", rest, te.all())
 	}
-	t.Logf("405 refusals of the queue reported: %d while held (first second), %d in all; declared by the retry %v after the holder closed",
+	t.Logf("405 refusals of the queue reported: %d while held (first second), %d in all; consumed through its binding %v after the holder closed",
 		held, total, took.Round(time.Millisecond))
 }
 
