@@ -140,7 +140,7 @@ func (t *topology) forgetQueueLocked(r *queueRec) {
 // ErrInvalidTopology before anything is sent; one the broker refuses (406
 // mismatch...) leaves the record as it was.
 func (c *Client) DeclareQueue(ctx context.Context, q Queue) (amqp.Queue, error) {
-	if err := q.validate(); err != nil {
+	if err := q.Validate(); err != nil {
 		return amqp.Queue{}, err
 	}
 	snap := c.topo.snapshot()
@@ -171,7 +171,7 @@ func (c *Client) DeclareQueue(ctx context.Context, q Queue) (amqp.Queue, error) 
 
 // DeclareExchange declares e on the broker and, once accepted, records it for replay.
 func (c *Client) DeclareExchange(ctx context.Context, e Exchange) error {
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return err
 	}
 	snap := c.topo.snapshot()
@@ -193,7 +193,7 @@ func (c *Client) DeclareExchange(ctx context.Context, e Exchange) error {
 // queue's first declaration returned: the binding follows the queue's
 // current name.
 func (c *Client) BindQueue(ctx context.Context, b Binding) error {
-	if err := b.validate(); err != nil {
+	if err := b.Validate(); err != nil {
 		return err
 	}
 	snap := c.topo.snapshot()
@@ -225,7 +225,7 @@ func (t *topology) resolve(b Binding) (rec, send Binding) {
 // args) from the record and from the broker; other bindings with the same
 // key stay.
 func (c *Client) UnbindQueue(ctx context.Context, b Binding) error {
-	if err := b.validate(); err != nil {
+	if err := b.Validate(); err != nil {
 		return err
 	}
 	rec, send := c.topo.resolve(b)

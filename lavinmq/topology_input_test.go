@@ -153,7 +153,9 @@ func TestTopologyRejectedArgsLeakNoChannels(t *testing.T) {
 
 // TestTopologyOversizedArgsRefusedBeforeSending: args that encode to more than
 // the connection's frame_max would make the broker close the connection with
-// a frame error; they are refused at the call.
+// a frame error; they are refused at the call. At the exact limit (payload =
+// frame_max - 8, RabbitMQ's default frame_max 131072) the declaration goes
+// through: the size is computed exactly, neither over nor under.
 func TestTopologyOversizedArgsRefusedBeforeSending(t *testing.T) {
 	c, ev := newClient(t, testbroker.URL(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -163,6 +165,21 @@ func TestTopologyOversizedArgsRefusedBeforeSending(t *testing.T) {
 	_, err := c.DeclareQueue(ctx, lavinmq.Queue{Name: q, AutoDelete: true, Args: amqp.Table{"blob": strings.Repeat("x", 200_000)}})
 	if !errors.Is(err, lavinmq.ErrInvalidTopology) || !strings.Contains(err.Error(), "frame") {
 		t.Fatalf("declare with 200 kB of args = %v, want ErrInvalidTopology about the frame size", err)
+	}
+	// queue.declare payload: class, method, reserved (2 each), queue
+	// shortstr, flags (1), table length (4), key shortstr, 'S', length (4), value.
+	const payloadMax = 131072 - 8
+	fixed := 2 + 2 + 2 + (1 + len(q)) + 1 + 4 + (1 + len("blob")) + 1 + 4
+	exact := lavinmq.Queue{Name: q, AutoDelete: true, Args: amqp.Table{"blob": strings.Repeat("x", payloadMax-fixed)}}
+	over := lavinmq.Queue{Name: q, AutoDelete: true, Args: amqp.Table{"blob": strings.Repeat("x", payloadMax-fixed+1)}}
+	if _, err := c.DeclareQueue(ctx, over); !errors.Is(err, lavinmq.ErrInvalidTopology) {
+		t.Fatalf("declare one byte over the frame = %v, want ErrInvalidTopology", err)
+	}
+	if _, err := c.DeclareQueue(ctx, exact); err != nil {
+		t.Fatalf("declare of exactly frame_max-8 bytes: %v", err)
+	}
+	if _, err := c.DeleteQueue(ctx, q); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if _, disc, _ := ev.counts(); disc != 0 || clientConn(t, c).Generation() != gen {

@@ -129,14 +129,21 @@ func checkFrame(conn *amqp.Connection, size int) error {
 	return nil
 }
 
-func (q Queue) validate() error {
+// Validate checks q as DeclareQueue does before sending it: the name at most
+// 255 bytes, args that amqp091-go can encode (see amqp.Table.Validate) with
+// keys of at most 255 bytes, nested at most 32 deep. Its error wraps
+// ErrInvalidTopology and names the field. The frame-size check needs the
+// connection and is made by DeclareQueue only.
+func (q Queue) Validate() error {
 	if err := checkName("queue name", q.Name); err != nil {
 		return err
 	}
 	return checkArgs("queue args", q.Args)
 }
 
-func (e Exchange) validate() error {
+// Validate checks e as DeclareExchange does: a name and a kind, each at most
+// 255 bytes, and args as for Queue.Validate.
+func (e Exchange) Validate() error {
 	if e.Name == "" || e.Kind == "" {
 		return fmt.Errorf("%w: exchange needs a name and a kind", ErrInvalidTopology)
 	}
@@ -149,7 +156,9 @@ func (e Exchange) validate() error {
 	return checkArgs("exchange args", e.Args)
 }
 
-func (b Binding) validate() error {
+// Validate checks b as BindQueue and UnbindQueue do: a queue and an exchange,
+// queue, exchange and key each at most 255 bytes, and args as for Queue.Validate.
+func (b Binding) Validate() error {
 	if b.Queue == "" || b.Exchange == "" {
 		return fmt.Errorf("%w: binding needs a queue and an exchange", ErrInvalidTopology)
 	}
