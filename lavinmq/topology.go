@@ -15,8 +15,10 @@ import (
 // and declared again after every reconnect.
 type Queue struct {
 	// Name "" asks the broker for a name. Such a queue is recorded under the
-	// name the first declaration returned and gets a new name at every
-	// replay: QueueName(first name) returns the current one.
+	// name the first declaration returned. At a replay it keeps its name if
+	// it still exists on the broker (not exclusive, and survived the loss),
+	// else the broker gives it a new one: QueueName(first name) returns the
+	// current one.
 	Name       string
 	Durable    bool
 	AutoDelete bool
@@ -164,7 +166,9 @@ func (c *Client) DeclareQueue(ctx context.Context, q Queue) (amqp.Queue, error) 
 		again = c.topo.queueStep(r)
 	})
 	if raced {
-		err = c.onChannel(ctx, again.size, again.do)
+		if err = c.onChannel(ctx, again.size, again.do); errors.Is(err, errGone) {
+			err = c.onChannel(ctx, again.size, again.do)
+		}
 	}
 	return res, wrapTopo("declare queue", q.Name, ignoreForgotten(err))
 }
@@ -273,8 +277,9 @@ func (c *Client) DeleteExchange(ctx context.Context, name string) error {
 
 // QueueName returns the name that a queue declared through the client has on
 // the broker now. A server-named queue (declared with Name "") gets a new name
-// at every reconnect: pass the name its first DeclareQueue returned (or any of
-// its later names). A name the client has not recorded is returned unchanged.
+// at a reconnect unless it survived the loss: pass the name its first
+// DeclareQueue returned (or any of its later names). A name the client has
+// not recorded is returned unchanged.
 func (c *Client) QueueName(name string) string {
 	c.topo.mu.Lock()
 	defer c.topo.mu.Unlock()

@@ -20,6 +20,10 @@ const maxTopologyRetryDelay = 5 * time.Second
 // user deleted it, or it was an auto-delete queue whose consumers stopped).
 var errForgotten = errors.New("lavinmq: declaration no longer recorded")
 
+// errGone asks for a queue step to run again on a fresh channel: the
+// server-named queue it checked is gone and needs a new name.
+var errGone = errors.New("lavinmq: server-named queue gone")
+
 func ignoreForgotten(err error) error {
 	if errors.Is(err, errForgotten) {
 		return nil
@@ -54,17 +58,33 @@ func (t *topology) exchangeStep(e Exchange) step {
 	}}
 }
 
-// queueStep declares r again; a server-named queue gets a new name, which
-// becomes its current name (its bindings and QueueName follow it). Call it
-// with t.mu held: it reads r.decl.
+// queueStep declares r again. A server-named queue that is exclusive died
+// with its connection and gets a new name; one that is not may have survived
+// (durable, or not auto-delete): a passive declare keeps its name if it
+// exists, else the step returns errGone (the 404 closed the channel) and,
+// run again on a fresh channel, declares a new one. The new name becomes the
+// queue's current name (its bindings and QueueName follow it). Call
+// queueStep with t.mu held (it reads r.decl); run the step on one goroutine
+// at a time.
 func (t *topology) queueStep(r *queueRec) step {
+	gone := false // set when the passive declare found the server-named queue gone
 	return step{kind: "queue", name: r.orig, queue: r.orig, size: r.decl.size(), do: func(ch *amqp.Channel) error {
 		t.mu.Lock()
-		live, q := slices.Contains(t.queues, r), r.decl
+		live, q, name := slices.Contains(t.queues, r), r.decl, r.name
 		t.mu.Unlock()
 		if !live {
 			return errForgotten
 		}
+		if q.Name == "" && !q.Exclusive && !gone {
+			_, err := ch.QueueDeclarePassive(name, q.Durable, q.AutoDelete, false, false, q.Args)
+			var ae *amqp.Error
+			if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+				gone = true
+				return errGone
+			}
+			return err // nil: it survived under its name
+		}
+		gone = false
 		res, err := q.declare(ch)
 		if err != nil {
 			return err
@@ -160,6 +180,12 @@ func (c *Client) runSteps(conn *amqp.Connection, steps []step) ([]step, error) {
 			continue
 		}
 		err := s.do(ch)
+		if errors.Is(err, errGone) {
+			if ch, err = conn.Channel(); err != nil {
+				return nil, err
+			}
+			err = s.do(ch)
+		}
 		if err == nil || errors.Is(err, errForgotten) {
 			continue
 		}

@@ -164,3 +164,43 @@ func TestTopologyServerNamedQueueRenamedAfterReconnect(t *testing.T) {
 	}
 	t.Logf("server-named queue across reconnects: %v (deleted as %s)", names, last)
 }
+
+// TestTopologyServerNamedQueueThatSurvivedKeepsItsName: a server-named queue
+// that is not exclusive survives a connection loss on the broker, with its
+// messages; the replay keeps its name instead of declaring a new queue next
+// to it. Deleted behind the client's back, it gets a new name at the next
+// replay.
+func TestTopologyServerNamedQueueThatSurvivedKeepsItsName(t *testing.T) {
+	te := &topoErrors{}
+	c, ev := newClient(t, testbroker.URL(t), lavinmq.WithHooks(te))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := c.DeclareQueue(ctx, lavinmq.Queue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res.Name
+	t.Cleanup(func() { c.DeleteQueue(context.Background(), first) })
+	raw := testbroker.Raw(t)
+	publish(t, raw, "", first, "kept")
+	reconnectAfter(t, c, ev, func() { testbroker.CloseAllConnections(t) })
+	if got := c.QueueName(first); got != first {
+		t.Fatalf("QueueName after the reconnect = %q, want %q: a new queue was declared next to the surviving one", got, first)
+	}
+	if n := testbroker.QueueLen(t, first); n != 1 {
+		t.Fatalf("surviving queue holds %d messages, want 1", n)
+	}
+	raw = testbroker.Raw(t)
+	if _, err := raw.QueueDelete(first, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	reconnectAfter(t, c, ev, func() { testbroker.CloseAllConnections(t) })
+	now := c.QueueName(first)
+	if now == first || testbroker.QueueLen(t, now) != 0 {
+		t.Fatalf("after its deletion the queue is %q (len %d), want a new empty queue", now, testbroker.QueueLen(t, now))
+	}
+	if errs := te.all(); len(errs) != 0 {
+		t.Fatalf("replays reported %d errors: first %v", len(errs), errs[0])
+	}
+	t.Logf("server-named queue %s kept its name across a reconnect (1 message kept); deleted, it became %s", first, now)
+}
