@@ -364,7 +364,7 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 		k.endSession(s)
 		return nil, cn, fmt.Errorf("qos: %w", err)
 	}
-	// A server-named queue has a new name after each reconnect.
+	// A server-named queue may have a new name after a reconnect.
 	s.deliveries, err = ch.Consume(k.client.QueueName(k.queue), s.tag, false, false, false, false, nil)
 	if err != nil {
 		k.endSession(s)
