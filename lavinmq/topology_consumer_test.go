@@ -163,6 +163,7 @@ func TestTopologyAutoDeleteQueueForgottenAfterConsumerClose(t *testing.T) {
 	if errs := te.all(); len(errs) != 0 {
 		t.Fatalf("replay reported %d errors (the binding stayed recorded): first %v", len(errs), errs[0])
 	}
+	t.Logf("after the consumer's Close and a reconnect, 100 messages published to the binding's key: queue %s absent on the broker, 0 replay errors", q)
 }
 
 // TestTopologyAutoDeleteQueueBackAfterConnectionLoss: a connection loss is
