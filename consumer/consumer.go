@@ -274,10 +274,17 @@ func (k *Consumer) Close(ctx context.Context) error {
 // loop subscribes, pumps deliveries to the workers until the subscription is
 // lost, and subscribes again, until ctx ends. It returns the session that was
 // live when ctx ended (still open, for a graceful end), or an error when the
-// Client was closed.
-func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (*session, error) {
+// Client was closed. It tells the Client when it first consumes the queue and
+// when it stops (on purpose unless the Client was closed), so that the Client
+// forgets an auto-delete queue the broker deletes when its last consumer goes.
+func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (_ *session, err error) {
 	b := k.cfg.newBackoff()
 	subscribed := false
+	defer func() {
+		if subscribed {
+			k.client.ConsumeEnded(k.queue, err == nil)
+		}
+	}()
 	declare := k.cfg.declare
 	var lostAt time.Time
 	for attempt := 1; ; attempt++ {
@@ -313,6 +320,7 @@ func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (*session, error) 
 				}
 			})
 		} else {
+			k.client.ConsumeStarted(k.queue)
 			k.log.Info("consumer: subscribed", "tag", s.tag, "generation", s.cn.Generation())
 		}
 		subscribed = true
@@ -377,7 +385,8 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 		k.endSession(s)
 		return nil, cn, fmt.Errorf("qos: %w", err)
 	}
-	s.deliveries, err = ch.Consume(k.queue, s.tag, false, false, false, false, nil)
+	// A server-named queue may have a new name after a reconnect.
+	s.deliveries, err = ch.Consume(k.client.QueueName(k.queue), s.tag, false, false, false, false, nil)
 	if err != nil {
 		k.endSession(s)
 		return nil, cn, fmt.Errorf("consume: %w", err)

@@ -18,7 +18,9 @@ import (
 // Goroutines: one supervisor (run) dials, watches and replaces the connection
 // and owns every connection it opens; one watcher per connection drains the
 // broker's connection.blocked notifications; topology calls run their RPC on
-// a goroutine tracked by wg so that ctx can end the wait. Close ends them all.
+// a goroutine tracked by wg so that ctx can end the wait, and replay steps the
+// broker refused with 405 are retried on a tracked goroutine until they pass,
+// their entity is forgotten or the connection goes. Close ends them all.
 type Client struct {
 	cfg  cfg
 	log  *slog.Logger

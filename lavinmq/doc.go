@@ -25,8 +25,10 @@
 // Queues, exchanges and bindings declared through the Client (DeclareQueue,
 // DeclareExchange, BindQueue) are recorded and declared again on every new
 // connection before it is handed out, so producers and consumers that resume on
-// it find their topology in place. A server-named queue (empty name) is not
-// recorded, since its name cannot be reused.
+// it find their topology in place. Declarations are checked before anything
+// is sent (ErrInvalidTopology) and recorded only once the broker accepted
+// them. A server-named queue (empty name) gets a new name at every replay:
+// QueueName maps the first name to the current one.
 //
 // The producer and consumer packages build on Connection: it returns the
 // connection in service (waiting for one), whose Done channel is closed when it

@@ -9,8 +9,10 @@ import (
 // Hooks are values of any type passed to WithHooks; the client calls the
 // methods of the interfaces below that a value implements. Adding a hook
 // interface never breaks an existing hook. Hooks run on the client's own
-// supervisor goroutine, never on amqp091-go's I/O goroutine; they must return
-// quickly (count, log, set a gauge) because the next reconnect step waits for them.
+// goroutines (the supervisor, the blocked-state watcher, the topology retry),
+// never on amqp091-go's I/O goroutine, and may be called concurrently; they
+// must return quickly (count, log, set a gauge) because the next reconnect
+// step waits for them. A hook that panics is recovered and logged.
 //
 // Every event names its client (Client: the client's Name), so that one hook
 // value (a metrics.Metrics, say) can serve several clients and tell them apart.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -14,7 +14,12 @@ import (
 // Queue is a queue declaration. Declared through the Client, it is recorded
 // and declared again after every reconnect.
 type Queue struct {
-	Name       string // "" asks the broker for a name; such a queue is not recorded
+	// Name "" asks the broker for a name. Such a queue is recorded under the
+	// name the first declaration returned. At a replay it keeps its name if
+	// it still exists on the broker (not exclusive, and survived the loss),
+	// else the broker gives it a new one: QueueName(first name) returns the
+	// current one.
+	Name       string
 	Durable    bool
 	AutoDelete bool
 	Exclusive  bool
@@ -31,7 +36,9 @@ type Exchange struct {
 	Args       amqp.Table
 }
 
-// Binding binds a queue to an exchange, recorded like a Queue.
+// Binding binds a queue to an exchange, recorded like a Queue. Its identity
+// is the queue, the exchange, the key and the arguments: two bindings that
+// differ only in their arguments (headers exchange) are two bindings.
 type Binding struct {
 	Queue    string
 	Exchange string
@@ -52,15 +59,269 @@ func (b Binding) declare(ch *amqp.Channel) error {
 }
 
 func (b Binding) same(o Binding) bool {
-	return b.Queue == o.Queue && b.Exchange == o.Exchange && b.Key == o.Key
+	return b.Queue == o.Queue && b.Exchange == o.Exchange && b.Key == o.Key && sameArgs(b.Args, o.Args)
 }
 
-// topology is the record of declarations, replayed in order: exchanges, queues, bindings.
+func sameArgs(a, b amqp.Table) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// queueRec is a recorded queue. orig is the key callers use (the name the
+// first declaration returned); name is its name on the broker now. They
+// differ only for a server-named queue after a replay.
+type queueRec struct {
+	decl Queue
+	orig string
+	name string
+}
+
+// topology is the record of declarations, replayed in order: exchanges,
+// queues, bindings. Only what the broker accepted is recorded. Bindings name
+// their queue by its key (queueRec.orig). All fields are guarded by mu.
 type topology struct {
 	mu        sync.Mutex
 	exchanges []Exchange
-	queues    []Queue
+	queues    []*queueRec
 	bindings  []Binding
+	consumers map[string]int // consumers on this client, by queue key
+	snapshots uint64         // replays begun; a declaration that raced one is applied again
+}
+
+func (t *topology) queueLocked(name string) *queueRec {
+	for _, r := range t.queues {
+		if r.orig == name || r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// keyLocked and nameLocked map a queue name (its key or its current name) to
+// its key and to its name on the broker; a queue not recorded keeps its name.
+func (t *topology) keyLocked(name string) string {
+	if r := t.queueLocked(name); r != nil {
+		return r.orig
+	}
+	return name
+}
+
+func (t *topology) nameLocked(name string) string {
+	if r := t.queueLocked(name); r != nil {
+		return r.name
+	}
+	return name
+}
+
+func (t *topology) snapshot() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.snapshots
+}
+
+// commit records under the lock what the broker has accepted and reports
+// whether a replay took its snapshot since snap: the connection that replay
+// was for may lack the declaration, which must then be applied again.
+func (t *topology) commit(snap uint64, record func()) (raced bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	record()
+	return t.snapshots != snap
+}
+
+func (t *topology) forgetQueueLocked(r *queueRec) {
+	t.queues = slices.DeleteFunc(t.queues, func(o *queueRec) bool { return o == r })
+	t.bindings = slices.DeleteFunc(t.bindings, func(b Binding) bool { return b.Queue == r.orig })
+}
+
+// DeclareQueue declares q on the broker and, once the broker has accepted it,
+// records it for replay after every reconnect. A declaration that cannot be
+// sent (a name over 255 bytes, args amqp091-go cannot encode) fails with
+// ErrInvalidTopology before anything is sent; one the broker refuses (406
+// mismatch...) leaves the record as it was.
+func (c *Client) DeclareQueue(ctx context.Context, q Queue) (amqp.Queue, error) {
+	if err := q.Validate(); err != nil {
+		return amqp.Queue{}, err
+	}
+	snap := c.topo.snapshot()
+	var res amqp.Queue
+	err := c.onChannel(ctx, q.size(), func(ch *amqp.Channel) (err error) {
+		res, err = q.declare(ch)
+		return err
+	})
+	if err != nil {
+		return res, wrapTopo("declare queue", q.Name, err)
+	}
+	var again step
+	raced := c.topo.commit(snap, func() {
+		r := c.topo.queueLocked(q.Name)
+		if q.Name != "" && r != nil {
+			r.decl = q
+		} else {
+			r = &queueRec{decl: q, orig: res.Name, name: res.Name}
+			c.topo.queues = append(c.topo.queues, r)
+		}
+		again = c.topo.queueStep(r)
+	})
+	if raced {
+		if err = c.onChannel(ctx, again.size, again.do); errors.Is(err, errGone) {
+			err = c.onChannel(ctx, again.size, again.do)
+		}
+	}
+	return res, wrapTopo("declare queue", q.Name, ignoreForgotten(err))
+}
+
+// DeclareExchange declares e on the broker and, once accepted, records it for replay.
+func (c *Client) DeclareExchange(ctx context.Context, e Exchange) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	snap := c.topo.snapshot()
+	if err := c.onChannel(ctx, e.size(), e.declare); err != nil {
+		return wrapTopo("declare exchange", e.Name, err)
+	}
+	raced := c.topo.commit(snap, func() {
+		c.topo.exchanges = upsert(c.topo.exchanges, e, func(o Exchange) bool { return o.Name == e.Name })
+	})
+	var err error
+	if raced {
+		err = c.onChannel(ctx, e.size(), c.topo.exchangeStep(e).do)
+	}
+	return wrapTopo("declare exchange", e.Name, ignoreForgotten(err))
+}
+
+// BindQueue binds a queue to an exchange and, once accepted, records the
+// binding for replay. The queue may be named by the name a server-named
+// queue's first declaration returned: the binding follows the queue's
+// current name.
+func (c *Client) BindQueue(ctx context.Context, b Binding) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	snap := c.topo.snapshot()
+	rec, send := c.topo.resolve(b)
+	if err := c.onChannel(ctx, send.size(), send.declare); err != nil {
+		return wrapTopo("bind queue", b.Queue, err)
+	}
+	raced := c.topo.commit(snap, func() {
+		c.topo.bindings = upsert(c.topo.bindings, rec, rec.same)
+	})
+	var err error
+	if raced {
+		err = c.onChannel(ctx, send.size(), c.topo.bindingStep(rec).do)
+	}
+	return wrapTopo("bind queue", b.Queue, ignoreForgotten(err))
+}
+
+// resolve returns b as recorded (its queue by key) and as sent (its queue by
+// current name).
+func (t *topology) resolve(b Binding) (rec, send Binding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec, send = b, b
+	rec.Queue, send.Queue = t.keyLocked(b.Queue), t.nameLocked(b.Queue)
+	return rec, send
+}
+
+// UnbindQueue removes the binding that matches b (queue, exchange, key and
+// args) from the record and from the broker; other bindings with the same
+// key stay.
+func (c *Client) UnbindQueue(ctx context.Context, b Binding) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	rec, send := c.topo.resolve(b)
+	c.topo.mu.Lock()
+	c.topo.bindings = slices.DeleteFunc(c.topo.bindings, rec.same)
+	c.topo.mu.Unlock()
+	return wrapTopo("unbind queue", b.Queue, c.onChannel(ctx, send.size(), func(ch *amqp.Channel) error {
+		return ch.QueueUnbind(send.Queue, send.Key, send.Exchange, send.Args)
+	}))
+}
+
+// DeleteQueue deletes a queue and forgets it and its bindings. It returns the
+// number of messages the queue held.
+func (c *Client) DeleteQueue(ctx context.Context, name string) (int, error) {
+	if err := checkName("queue name", name); err != nil {
+		return 0, err
+	}
+	c.topo.mu.Lock()
+	cur := c.topo.nameLocked(name)
+	if r := c.topo.queueLocked(name); r != nil {
+		c.topo.forgetQueueLocked(r)
+	}
+	c.topo.mu.Unlock()
+	var n int
+	err := c.onChannel(ctx, methodSize(nil, cur), func(ch *amqp.Channel) (err error) {
+		n, err = ch.QueueDelete(cur, false, false, false)
+		return err
+	})
+	return n, wrapTopo("delete queue", name, err)
+}
+
+// DeleteExchange deletes an exchange and forgets it and its bindings.
+func (c *Client) DeleteExchange(ctx context.Context, name string) error {
+	if err := checkName("exchange name", name); err != nil {
+		return err
+	}
+	c.topo.mu.Lock()
+	c.topo.exchanges = slices.DeleteFunc(c.topo.exchanges, func(e Exchange) bool { return e.Name == name })
+	c.topo.bindings = slices.DeleteFunc(c.topo.bindings, func(b Binding) bool { return b.Exchange == name })
+	c.topo.mu.Unlock()
+	return wrapTopo("delete exchange", name, c.onChannel(ctx, methodSize(nil, name), func(ch *amqp.Channel) error {
+		return ch.ExchangeDelete(name, false, false)
+	}))
+}
+
+// QueueName returns the name that a queue declared through the client has on
+// the broker now. A server-named queue (declared with Name "") gets a new name
+// at a reconnect unless it survived the loss: pass the name its first
+// DeclareQueue returned (or any of its later names). A name the client has
+// not recorded is returned unchanged.
+func (c *Client) QueueName(name string) string {
+	c.topo.mu.Lock()
+	defer c.topo.mu.Unlock()
+	return c.topo.nameLocked(name)
+}
+
+// ConsumeStarted tells the client that one more consumer on this client
+// consumes queue (by its key or current name). The consumer package calls
+// it; an application that consumes with its own channels may too. See
+// ConsumeEnded.
+func (c *Client) ConsumeStarted(queue string) {
+	c.topo.mu.Lock()
+	defer c.topo.mu.Unlock()
+	if c.topo.consumers == nil {
+		c.topo.consumers = make(map[string]int)
+	}
+	c.topo.consumers[c.topo.keyLocked(queue)]++
+}
+
+// ConsumeEnded tells the client that a consumer counted by ConsumeStarted no
+// longer consumes queue. When onPurpose (the consumer was stopped, not lost
+// with its connection) and it was the last one on this client, a recorded
+// auto-delete queue is forgotten with its bindings: the broker deletes such a
+// queue when its last consumer leaves, and a replay must not bring it back
+// with no one to consume or delete it.
+func (c *Client) ConsumeEnded(queue string, onPurpose bool) {
+	c.topo.mu.Lock()
+	defer c.topo.mu.Unlock()
+	key := c.topo.keyLocked(queue)
+	n, ok := c.topo.consumers[key]
+	if !ok {
+		return
+	}
+	if n > 1 {
+		c.topo.consumers[key] = n - 1
+		return
+	}
+	delete(c.topo.consumers, key)
+	if r := c.topo.queueLocked(key); onPurpose && r != nil && r.decl.AutoDelete {
+		c.topo.forgetQueueLocked(r)
+		c.log.Info("lavinmq: forgot auto-delete queue after its last consumer stopped", "queue", r.name)
+	}
 }
 
 func upsert[T any](list []T, v T, same func(T) bool) []T {
@@ -71,138 +332,39 @@ func upsert[T any](list []T, v T, same func(T) bool) []T {
 	return append(list, v)
 }
 
-// DeclareQueue declares q on the broker and records it for replay after every reconnect.
-func (c *Client) DeclareQueue(ctx context.Context, q Queue) (amqp.Queue, error) {
-	var res amqp.Queue
-	if q.Name != "" {
-		c.topo.mu.Lock()
-		c.topo.queues = upsert(c.topo.queues, q, func(o Queue) bool { return o.Name == q.Name })
-		c.topo.mu.Unlock()
-	}
-	err := c.onChannel(ctx, func(ch *amqp.Channel) (err error) {
-		res, err = q.declare(ch)
-		return err
-	})
-	if err != nil && q.Name != "" && refused(err) {
-		c.forgetQueue(q.Name)
-	}
-	return res, wrapTopo("declare queue", q.Name, err)
-}
-
-// DeclareExchange declares e on the broker and records it for replay.
-func (c *Client) DeclareExchange(ctx context.Context, e Exchange) error {
-	if e.Name == "" || e.Kind == "" {
-		return fmt.Errorf("%w: exchange needs a name and a kind", ErrInvalidTopology)
-	}
-	c.topo.mu.Lock()
-	c.topo.exchanges = upsert(c.topo.exchanges, e, func(o Exchange) bool { return o.Name == e.Name })
-	c.topo.mu.Unlock()
-	err := c.onChannel(ctx, e.declare)
-	if err != nil && refused(err) {
-		c.forgetExchange(e.Name)
-	}
-	return wrapTopo("declare exchange", e.Name, err)
-}
-
-// BindQueue binds a queue to an exchange and records the binding for replay.
-func (c *Client) BindQueue(ctx context.Context, b Binding) error {
-	if b.Queue == "" || b.Exchange == "" {
-		return fmt.Errorf("%w: binding needs a queue and an exchange", ErrInvalidTopology)
-	}
-	c.topo.mu.Lock()
-	c.topo.bindings = upsert(c.topo.bindings, b, b.same)
-	c.topo.mu.Unlock()
-	err := c.onChannel(ctx, b.declare)
-	if err != nil && refused(err) {
-		c.forgetBindings(func(o Binding) bool { return o.same(b) })
-	}
-	return wrapTopo("bind queue", b.Queue, err)
-}
-
-// UnbindQueue removes a binding from the broker and from the record.
-func (c *Client) UnbindQueue(ctx context.Context, b Binding) error {
-	c.forgetBindings(func(o Binding) bool { return o.same(b) })
-	return wrapTopo("unbind queue", b.Queue, c.onChannel(ctx, func(ch *amqp.Channel) error {
-		return ch.QueueUnbind(b.Queue, b.Key, b.Exchange, b.Args)
-	}))
-}
-
-// DeleteQueue deletes a queue and forgets it and its bindings. It returns the
-// number of messages the queue held.
-func (c *Client) DeleteQueue(ctx context.Context, name string) (int, error) {
-	c.forgetQueue(name)
-	var n int
-	err := c.onChannel(ctx, func(ch *amqp.Channel) (err error) {
-		n, err = ch.QueueDelete(name, false, false, false)
-		return err
-	})
-	return n, wrapTopo("delete queue", name, err)
-}
-
-// DeleteExchange deletes an exchange and forgets it and its bindings.
-func (c *Client) DeleteExchange(ctx context.Context, name string) error {
-	c.forgetExchange(name)
-	return wrapTopo("delete exchange", name, c.onChannel(ctx, func(ch *amqp.Channel) error {
-		return ch.ExchangeDelete(name, false, false)
-	}))
-}
-
-func (c *Client) forgetQueue(name string) {
-	c.topo.mu.Lock()
-	c.topo.queues = slices.DeleteFunc(c.topo.queues, func(q Queue) bool { return q.Name == name })
-	c.topo.mu.Unlock()
-	c.forgetBindings(func(b Binding) bool { return b.Queue == name })
-}
-
-func (c *Client) forgetExchange(name string) {
-	c.topo.mu.Lock()
-	c.topo.exchanges = slices.DeleteFunc(c.topo.exchanges, func(e Exchange) bool { return e.Name == name })
-	c.topo.mu.Unlock()
-	c.forgetBindings(func(b Binding) bool { return b.Exchange == name })
-}
-
-func (c *Client) forgetBindings(match func(Binding) bool) {
-	c.topo.mu.Lock()
-	c.topo.bindings = slices.DeleteFunc(c.topo.bindings, match)
-	c.topo.mu.Unlock()
-}
-
-// refused reports whether the broker rejected the request itself (as opposed
-// to the connection failing under it): such a declaration is not recorded.
-func refused(err error) bool {
-	var ae *amqp.Error
-	if !errors.As(err, &ae) {
-		return false
-	}
-	switch ae.Code {
-	case amqp.AccessRefused, amqp.NotFound, amqp.ResourceLocked, amqp.PreconditionFailed, amqp.NotAllowed:
-		return true
-	}
-	return false
-}
-
+// wrapTopo names the operation and entity in err. Sentinels of the client
+// (ErrClosed, ErrInvalidTopology) and ctx errors are returned as they are.
 func wrapTopo(op, name string, err error) error {
-	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidTopology) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if len(name) > 64 {
+		name = name[:64] + "..."
 	}
 	return fmt.Errorf("lavinmq: %s %q: %w", op, name, err)
 }
 
 // onChannel runs f on a fresh channel of the current connection, waiting for
-// a connection if needed. The RPC runs on a tracked goroutine so that ctx ends
-// the wait even when the broker does not answer.
-func (c *Client) onChannel(ctx context.Context, f func(*amqp.Channel) error) error {
+// a connection if needed, and closes the channel on every path. size is the
+// encoded size of the method f sends: one that does not fit in a frame of
+// the connection is refused before anything is sent. The RPC runs on a
+// tracked goroutine so that ctx ends the wait even when the broker does not
+// answer; the goroutine closes the channel when the RPC returns.
+func (c *Client) onChannel(ctx context.Context, size int, f func(*amqp.Channel) error) error {
 	cn, err := c.Connection(ctx)
 	if err != nil {
+		return err
+	}
+	if err := checkFrame(cn.conn, size); err != nil {
 		return err
 	}
 	res := make(chan error, 1)
 	if err := c.goTracked(func() {
 		ch, err := cn.Channel()
 		if err == nil {
-			if err = f(ch); err == nil {
-				_ = ch.Close()
-			}
+			err = f(ch)
+			_ = ch.Close() // already closed (nil or ErrClosed) after a channel error
 		}
 		res <- err
 	}); err != nil {
@@ -214,54 +376,4 @@ func (c *Client) onChannel(ctx context.Context, f func(*amqp.Channel) error) err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// replay declares the recorded topology on a new connection before it is
-// put in service. A declaration the broker refuses is logged and reported to
-// the hooks and the others go on; a connection failure fails the replay.
-func (t *topology) replay(ctx context.Context, conn *amqp.Connection, c *Client) error {
-	t.mu.Lock()
-	type step struct {
-		kind, name string
-		do         func(*amqp.Channel) error
-	}
-	var steps []step
-	for _, e := range t.exchanges {
-		steps = append(steps, step{"exchange", e.Name, e.declare})
-	}
-	for _, q := range t.queues {
-		steps = append(steps, step{"queue", q.Name, func(ch *amqp.Channel) error { _, err := q.declare(ch); return err }})
-	}
-	for _, b := range t.bindings {
-		steps = append(steps, step{"binding", b.Queue + "<-" + b.Exchange, b.declare})
-	}
-	t.mu.Unlock()
-	if len(steps) == 0 {
-		return nil
-	}
-	// Close ends a replay that the broker does not answer.
-	stop := context.AfterFunc(ctx, func() { _ = conn.CloseDeadline(time.Now().Add(c.cfg.closeTimeout)) })
-	defer stop()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	for _, s := range steps {
-		if err := s.do(ch); err != nil {
-			if conn.IsClosed() {
-				return err
-			}
-			c.log.Error("lavinmq: replaying topology failed", "kind", s.kind, "name", s.name, "error", c.safeErr(err))
-			c.eachHook(func(h any) {
-				if h, ok := h.(HookTopologyError); ok {
-					h.OnTopologyError(TopologyErrorEvent{Client: c.cfg.name, Kind: s.kind, Name: s.name, Err: err})
-				}
-			})
-			if ch, err = conn.Channel(); err != nil {
-				return err
-			}
-		}
-	}
-	_ = ch.Close()
-	return nil
 }

@@ -40,6 +40,8 @@ type pubState struct {
 	// that caused it). Until the next ack, messages are published one at a
 	// time, so that a loss with one message in flight names it.
 	probe bool
+
+	key string // routing key of the current session (a server-named queue's current name)
 }
 
 // canSend reports whether the flight has room for one more publish.
@@ -156,6 +158,12 @@ func (p *Producer) pause(d time.Duration, cn *lavinmq.Conn) {
 // session publishes on one channel until the channel or the connection is
 // lost, a nack asks for a new channel, or the producer stops.
 func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
+	st.key = p.key
+	if !p.cfg.routingSet {
+		// The default exchange routes by queue name: a server-named queue
+		// declared through the client gets a new name after a reconnect.
+		st.key = p.client.QueueName(p.queue)
+	}
 	ch, err := cn.Channel()
 	if err != nil {
 		p.noteCause(err)
@@ -300,7 +308,7 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if confirm {
 		st.fl.add(*env)
 	}
-	err := ch.PublishWithContext(context.Background(), p.exchange, p.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
+	err := ch.PublishWithContext(context.Background(), p.exchange, st.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
 	if err != nil {
 		if confirm {
 			*env = st.fl.unadd()
