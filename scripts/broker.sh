@@ -17,7 +17,8 @@
 # asks clients for a certificate (verify_peer) and accepts clients without one (fail_if_no_peer_cert = false);
 # a certificate it is shown must be signed by tls/ca.pem.
 # The script owns $BROKER_DIR/rabbitmq.conf and rewrites it from the settings above; start restarts a running
-# node whose configuration changed since it was started (a node started by an older script, without TLS).
+# node whose configuration or certificates changed since it was started (e.g. a node started by an older
+# script, without TLS), so that `make test` works on a fresh machine and on one with a node already running.
 # Several nodes can run side by side with different BROKER_NAME / BROKER_PORT values.
 # Every process this script starts is recorded by pid and stopped by that pid, never by name.
 set -euo pipefail
@@ -101,8 +102,15 @@ ensure_certs() {
   (cd "$ROOT" && go run ./internal/certgen -dir "$BROKER_DIR/tls")
 }
 
-# conf_changed: the running node was started with another rabbitmq.conf (or by a script that did not record it).
-conf_changed() { ! cmp -s "$BROKER_DIR/rabbitmq.conf" "$BROKER_DIR/rabbitmq.conf.started"; }
+# stamp prints what the node reads at boot: rabbitmq.conf and a checksum of the TLS files it names.
+stamp() {
+  cat "$BROKER_DIR/rabbitmq.conf"
+  if [ "$BROKER_TLS" != 0 ]; then cat "$BROKER_DIR/tls/ca.pem" "$BROKER_DIR/tls/server.pem" "$BROKER_DIR/tls/server.key" | cksum; fi
+}
+
+# conf_changed: the running node was started with another configuration or other certificates (or by a
+# script that did not record them).
+conf_changed() { [ "$(stamp)" != "$(cat "$BROKER_DIR/rabbitmq.conf.started" 2>/dev/null)" ]; }
 
 install_if_missing() {
   [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
@@ -141,7 +149,7 @@ start() {
   fi
   start_epmd
   log "starting $NODE on 127.0.0.1:$BROKER_PORT (data in $BROKER_DIR)"
-  cp "$BROKER_DIR/rabbitmq.conf" "$BROKER_DIR/rabbitmq.conf.started"
+  stamp >"$BROKER_DIR/rabbitmq.conf.started"
   nohup "$RMQ_BIN/rabbitmq-server" >"$BROKER_DIR/log/server.out" 2>&1 </dev/null &
   echo $! >"$BROKER_DIR/server.pid"
   local deadline=$((SECONDS + BROKER_START_TIMEOUT))
