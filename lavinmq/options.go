@@ -171,10 +171,11 @@ func WithTLS(t *tls.Config) Option {
 	return optionFunc(func(c *cfg) { c.tls = t })
 }
 
-// WithFailFast makes errors that retrying cannot fix end the first
-// connection attempt at once: the broker refusing the login or the vhost
-// (403, 530 other than a connection limit) or TLS certificate verification
-// failing on either side. The client then gives up: it stops dialling, and
+// WithFailFast makes errors that retrying cannot fix end the wait for the
+// first connection at once: the broker refusing the login or the vhost (403,
+// 530 other than a connection limit) or TLS certificate verification failing
+// on either side, on any of the URLs (failover URLs are not tried after it).
+// The client then gives up: it stops dialling, and
 // WaitConnected, Connection and every later call return that error at once,
 // wrapping ErrPermanent, ErrClosed and the cause (the *amqp091.Error stays
 // reachable through errors.As). Call Close as usual. Other errors (refused,
