@@ -199,12 +199,13 @@ func TestBackoffResetsAfterStableConnection(t *testing.T) {
 	const initial = 20 * time.Millisecond
 	p := newDropProxy(t, 50*time.Millisecond)
 	c, _ := newClient(t, p.URL, lavinmq.WithReconnectDelay(initial, 10*time.Second))
-	const short = 7 // delays issued: 20ms·2^0 .. 2^6; the next would be 20ms·2^7 ± 50%, at least 1.28s
+	const short = 7 // connections before the proxy holds them: at least 6 are dropped
 	testbroker.Eventually(t, 30*time.Second, "7 short-lived connections", func() bool { return len(p.acceptTimes()) >= short })
 	p.setHold(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	testbroker.Eventually(t, 30*time.Second, "a connection that stays", func() bool { return p.held.Load() > 0 && c.Connected() })
+	dropped := len(p.acceptTimes()) - 1 // every connection but the held one
 	growing := intervals(p.acceptTimes())
 	time.Sleep(1500 * time.Millisecond) // > max(1s, 10 x 20ms): stable
 	if !c.Connected() {
@@ -218,9 +219,11 @@ func TestBackoffResetsAfterStableConnection(t *testing.T) {
 	if err := c.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	floor := time.Duration(float64(initial) * 128 * 0.5)
-	t.Logf("intervals while connections were short-lived: %v; redial %v after a stable connection was cut (without a reset it would wait >= %v)",
-		growing, gap.Round(time.Millisecond), floor)
+	// Each dropped connection was followed by one delay: initial·2^0 .. 2^(dropped-1).
+	// Without a reset the next would be initial·2^dropped ± 50%.
+	floor := time.Duration(float64(initial) * float64(int(1)<<dropped) * 0.5)
+	t.Logf("intervals while %d connections were short-lived: %v; redial %v after a stable connection was cut (without a reset it would wait >= %v)",
+		dropped, growing, gap.Round(time.Millisecond), floor)
 	if gap > floor/2 {
 		t.Fatalf("redial %v after a stable connection: the backoff was not reset", gap)
 	}
