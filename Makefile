@@ -5,6 +5,8 @@ export BROKER_NAME ?= lavinmq-go
 export BROKER_PORT ?= 5680
 BROKER := scripts/broker.sh
 TEST_URL = $(shell $(BROKER) url)
+# The node's TLS listener and the certificates of its tests (see scripts/broker.sh).
+TEST_ENV = LAVINMQ_TEST_URL=$(TEST_URL) LAVINMQ_TEST_TLS_URL=$(shell $(BROKER) tls-url) LAVINMQ_TEST_TLS_DIR=$(shell $(BROKER) tls-dir)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: test unit chaos demo bench broker-start broker-stop vet fuzz
@@ -22,7 +24,7 @@ vet:
 ## test: start the broker, vet, run unit and integration tests with the race detector.
 ## -p 1: packages share the broker, and some tests close every connection on it (close_all_connections).
 test: broker-start vet
-	LAVINMQ_TEST_URL=$(TEST_URL) go test $(GO_TEST_FLAGS) -p 1 ./...
+	$(TEST_ENV) go test $(GO_TEST_FLAGS) -p 1 ./...
 
 ## unit: tests that need no broker
 unit:
@@ -30,7 +32,7 @@ unit:
 
 ## chaos: destructive scenarios (broker restarts, alarms, cluster) behind the chaos build tag
 chaos: broker-start
-	LAVINMQ_TEST_URL=$(TEST_URL) go test -tags chaos $(GO_TEST_FLAGS) -run 'Chaos' -p 1 ./...
+	$(TEST_ENV) go test -tags chaos $(GO_TEST_FLAGS) -run 'Chaos' -p 1 ./...
 
 ## demo: publish and consume through a broker restart, print a verdict
 demo: broker-start

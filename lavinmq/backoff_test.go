@@ -89,3 +89,25 @@ func TestBackoffWaitsOnlyAfterAFullRoundOfURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestBackoffJitterNeverExceedsMaxDelay: jitter is capped, so the max delay
+// is a true bound; at the cap the delays still spread over [max·(1−j), max].
+func TestBackoffJitterNeverExceedsMaxDelay(t *testing.T) {
+	const max = 400 * time.Millisecond
+	got := delays(t, 40, lavinmq.WithReconnectDelay(100*time.Millisecond, max))
+	distinct := map[time.Duration]bool{}
+	for i, d := range got {
+		if d > max {
+			t.Fatalf("delay %d = %v exceeds the max delay %v (all: %v)", i, d, max, got)
+		}
+		if i >= 3 { // the uncapped delay is at the cap from the fourth on
+			if d < max/2 {
+				t.Fatalf("delay %d = %v below max·(1−j) = %v", i, d, max/2)
+			}
+			distinct[d] = true
+		}
+	}
+	if len(distinct) < 30 {
+		t.Fatalf("only %d distinct delays at the cap: jitter collapsed onto the max", len(distinct))
+	}
+}

@@ -40,6 +40,9 @@ type Client struct {
 	blocked        bool
 	blockedReason  string
 	blockedChanged chan struct{} // closed and replaced at every change of blocked
+	lastErr        error         // the last failed attempt's error or the last loss, for WaitConnected; written by run
+	failures       int           // failed attempts since the last connection; written by run
+	gaveUp         error         // set by run when WithFailFast stopped the client (a *gaveUpError)
 }
 
 // Conn is one established AMQP connection of a Client. A lost Conn is never
@@ -104,15 +107,19 @@ func New(url string, opts ...Option) (*Client, error) {
 }
 
 // Connection returns the connection in service, waiting until there is one
-// (connected and topology replayed), ctx ends (its error) or the client is
-// closed (ErrClosed).
+// (connected and topology replayed), ctx ends, the client is closed
+// (ErrClosed) or it gave up (WithFailFast: an error wrapping ErrPermanent).
+// When ctx ends first, the error wraps ctx's error and the last attempt's.
 func (c *Client) Connection(ctx context.Context) (*Conn, error) {
 	for {
 		c.mu.Lock()
-		closed, cur, ready := c.closed, c.cur, c.ready
+		closed, gaveUp, cur, ready := c.closed, c.gaveUp, c.cur, c.ready
 		c.mu.Unlock()
 		if closed {
 			return nil, ErrClosed
+		}
+		if gaveUp != nil {
+			return nil, gaveUp
 		}
 		if cur != nil {
 			return cur, nil
@@ -120,14 +127,37 @@ func (c *Client) Connection(ctx context.Context) (*Conn, error) {
 		select {
 		case <-ready:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, c.notConnected(ctx.Err())
 		case <-c.ctx.Done():
 			return nil, ErrClosed
+		case <-c.done: // the supervisor gave up (or Close): see the fields again
 		}
 	}
 }
 
-// WaitConnected blocks until the client is connected, ctx ends or the client is closed.
+// notConnected wraps ctxErr with why the client is not connected: the last
+// failed attempt's error (or the last loss), so that a wrong password, an
+// unknown vhost or an untrusted certificate does not look like a hang. Both
+// errors stay reachable through errors.Is and errors.As; no password is in the text.
+func (c *Client) notConnected(ctxErr error) error {
+	c.mu.Lock()
+	last, n := c.lastErr, c.failures
+	c.mu.Unlock()
+	switch {
+	case last == nil:
+		return fmt.Errorf("lavinmq: not connected (no attempt has finished yet): %w", ctxErr)
+	case n == 0:
+		return fmt.Errorf("lavinmq: not connected: %w; last error: %w", ctxErr, last)
+	default:
+		return fmt.Errorf("lavinmq: not connected after %d failed attempts: %w; last error: %w", n, ctxErr, last)
+	}
+}
+
+// WaitConnected blocks until the client is connected, ctx ends, the client is
+// closed or it gave up (WithFailFast). When ctx ends first, the error wraps
+// ctx's error (errors.Is(err, context.DeadlineExceeded) holds) and the last
+// attempt's error, e.g. the broker's 403 for a wrong password, 530 for an
+// unknown vhost, or the x509 error of an untrusted certificate.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	_, err := c.Connection(ctx)
 	return err
@@ -156,12 +186,12 @@ func (c *Client) run() {
 	b := c.cfg.newBackoff()
 	next := 0
 	var gen uint64
-	var lostAt time.Time
+	var lostAt, upAt time.Time
 	for {
-		if gen > 0 && !c.pauseBeforeReconnect() {
+		if gen > 0 && !c.pauseBeforeReconnect(b, lostAt.Sub(upAt)) {
 			return
 		}
-		conn, idx, attempts, ok := c.connect(b, next)
+		conn, idx, attempts, ok := c.connect(b, next, gen == 0)
 		if !ok {
 			return
 		}
@@ -180,6 +210,7 @@ func (c *Client) run() {
 			ev.Downtime = time.Since(lostAt)
 		}
 		c.setCurrent(cn)
+		upAt = time.Now()
 		c.log.Info("lavinmq: connected", "endpoint", cn.endpoint, "generation", gen, "attempts", attempts, "downtime", ev.Downtime)
 		c.eachHook(func(h any) {
 			if h, ok := h.(HookConnected); ok {
@@ -189,7 +220,7 @@ func (c *Client) run() {
 
 		by, err := c.watch(conn, notify)
 		lostAt = time.Now()
-		c.clearCurrent(cn)
+		c.clearCurrent(cn, by, err)
 		_ = conn.CloseDeadline(time.Now().Add(c.cfg.closeTimeout)) // no-op error when already closed
 		if by == "" {                                              // Close
 			return
@@ -203,13 +234,24 @@ func (c *Client) run() {
 	}
 }
 
-// pauseBeforeReconnect waits a random delay in [0, 2·jitter·initial delay)
-// (0 to 100 ms with the defaults) before the first dial after a loss, so
-// that many clients that lose their connections at once (a broker closing
-// them all, a node leaving a cluster) do not all dial in the same instant.
-// It reports false when the client was closed meanwhile.
-func (c *Client) pauseBeforeReconnect() bool {
-	d := time.Duration(rand.Float64() * 2 * c.cfg.jitter * float64(c.cfg.initialDelay))
+// pauseBeforeReconnect waits before the first dial after a loss. After a
+// stable connection (up for at least stableAfter) the backoff starts over and
+// the pause is a random delay in [0, 2·jitter·initial delay) (0 to 100 ms with
+// the defaults), so that many clients that lose their connections at once (a
+// broker closing them all, a node leaving a cluster) do not all dial in the
+// same instant. After a shorter-lived connection the pause is the backoff's
+// next delay, so a peer that accepts and then drops connections sees the
+// client slow down exponentially instead of redialling at once. It reports
+// false when the client was closed meanwhile.
+func (c *Client) pauseBeforeReconnect(b *reconnectBackoff, uptime time.Duration) bool {
+	var d time.Duration
+	if stable := uptime >= c.cfg.stableAfter(); stable {
+		b.Reset()
+		d = time.Duration(rand.Float64() * 2 * c.cfg.jitter * float64(c.cfg.initialDelay))
+	} else {
+		d = b.NextBackOff()
+		c.log.Warn("lavinmq: connection lost soon after it was made; backing off", "uptime", uptime, "delay", d)
+	}
 	if d <= 0 {
 		return c.ctx.Err() == nil
 	}
@@ -245,8 +287,10 @@ func (c *Client) watch(conn *amqp.Connection, notify <-chan *amqp.Error) (by Det
 
 // connect dials the URLs in turn, starting at index next, until one answers
 // and the topology is replayed on it. Between full rounds of failures it waits
-// for the backoff delay. It returns ok=false when the client is closed.
-func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (*amqp.Connection, int, int, bool) {
+// for the backoff delay; it never resets the backoff (run does, after a stable
+// connection). It returns ok=false when the client is closed, or when first
+// and WithFailFast are set and an attempt failed with a permanent error.
+func (c *Client) connect(b *reconnectBackoff, next int, first bool) (*amqp.Connection, int, int, bool) {
 	n := len(c.cfg.urls)
 	failedInRound := 0
 	for attempt := 1; ; attempt++ {
@@ -258,9 +302,6 @@ func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (
 		if err == nil {
 			err = c.topo.replay(c.ctx, conn, c)
 			if err == nil {
-				if r, ok := b.(interface{ Reset() }); ok {
-					r.Reset()
-				}
 				return conn, next, attempt, true
 			}
 			_ = conn.CloseDeadline(time.Now().Add(c.cfg.closeTimeout))
@@ -269,10 +310,12 @@ func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (
 			return nil, 0, 0, false
 		}
 		ep := endpoint(url)
+		giveUp := first && c.cfg.failFast && permanent(err)
+		c.recordFailure(err, giveUp)
 		next = (next + 1) % n
 		failedInRound++
 		var delay time.Duration
-		if failedInRound == n {
+		if failedInRound == n && !giveUp {
 			failedInRound = 0
 			delay = b.NextBackOff()
 		}
@@ -282,6 +325,10 @@ func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (
 				h.OnReconnectAttempt(ReconnectAttemptEvent{Client: c.cfg.name, Endpoint: ep, Attempt: attempt, Err: err, Delay: delay})
 			}
 		})
+		if giveUp {
+			c.log.Error("lavinmq: giving up: permanent error on the first connection (WithFailFast)", "endpoint", ep, "error", c.safeErr(err))
+			return nil, 0, 0, false
+		}
 		if delay > 0 {
 			select {
 			case <-c.cfg.after(delay):
@@ -292,18 +339,36 @@ func (c *Client) connect(b interface{ NextBackOff() time.Duration }, next int) (
 	}
 }
 
+// recordFailure keeps a failed attempt's error for WaitConnected and, when
+// giveUp, stops the client for good (WithFailFast).
+func (c *Client) recordFailure(err error, giveUp bool) {
+	safe := c.safe(err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastErr = safe
+	c.failures++
+	if giveUp {
+		c.gaveUp = &gaveUpError{cause: safe}
+	}
+}
+
 func (c *Client) setCurrent(cn *Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cur = cn
+	c.failures = 0
 	close(c.ready)
 }
 
 // clearCurrent takes cn out of service: callers waiting in Connection wait
 // for the next one, and a blocked state ends with the connection it was on.
-func (c *Client) clearCurrent(cn *Conn) {
+// A loss (by != "") is kept as the last error for WaitConnected.
+func (c *Client) clearCurrent(cn *Conn, by Detector, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if by != "" {
+		c.lastErr = fmt.Errorf("lavinmq: connection to %s lost (detected by %s): %w", cn.endpoint, by, c.safe(err))
+	}
 	c.cur = nil
 	c.ready = make(chan struct{})
 	close(cn.lost)

@@ -20,7 +20,12 @@
 // heartbeats (half-open or blackholed TCP; about three heartbeat intervals).
 // Every socket write is bounded by a write timeout as well. Reconnect attempts
 // go through the URLs in turn and wait, after each full round of failures, an
-// exponential backoff with jitter (100 ms doubling to 30 s by default).
+// exponential backoff with jitter (100 ms doubling to 30 s by default). The
+// backoff starts over only after a connection has stayed up for max(1s, 10 ×
+// initial delay), so a peer that accepts and then drops connections sees
+// exponentially slower redials. While not connected, WaitConnected's error
+// says why (the last attempt's error); WithFailFast gives up at once on a
+// first connection that cannot succeed (login, vhost, TLS certificate).
 //
 // Queues, exchanges and bindings declared through the Client (DeclareQueue,
 // DeclareExchange, BindQueue) are recorded and declared again on every new

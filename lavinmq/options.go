@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
 )
 
 // Defaults of the options, from the seed's configuration.
@@ -14,7 +12,7 @@ const (
 	DefaultReconnectInitialDelay = 100 * time.Millisecond
 	DefaultReconnectMaxDelay     = 30 * time.Second
 	DefaultReconnectMultiplier   = 2.0
-	DefaultReconnectJitter       = 0.5 // each delay is drawn from [d*(1-j), d*(1+j)]
+	DefaultReconnectJitter       = 0.5 // each delay is drawn from [d*(1-j), min(d*(1+j), max delay)]
 	DefaultHealthCheckInterval   = 100 * time.Millisecond
 	DefaultHeartbeat             = 10 * time.Second
 	DefaultDialTimeout           = 5 * time.Second
@@ -37,6 +35,7 @@ type cfg struct {
 	closeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	tls             *tls.Config
+	failFast        bool
 	name            string
 	logger          *slog.Logger
 	hooks           []any
@@ -70,6 +69,9 @@ func (c *cfg) validate() error {
 	for _, u := range c.urls {
 		if err := validateURL(u); err != nil {
 			return err
+		}
+		if c.tls != nil && !isTLS(u) {
+			return fmt.Errorf("%w: WithTLS is set but broker URL %q is not amqps:// (it would connect in plaintext)", ErrInvalidConfig, redact(u))
 		}
 	}
 	switch {
@@ -105,16 +107,6 @@ func (c *cfg) validate() error {
 	return nil
 }
 
-// newBackoff returns the reconnect delay policy: exponential with jitter.
-func (c *cfg) newBackoff() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{
-		InitialInterval:     c.initialDelay,
-		RandomizationFactor: c.jitter,
-		Multiplier:          c.multiplier,
-		MaxInterval:         c.maxDelay,
-	}
-}
-
 // Option configures a Client. Options are validated together in New.
 type Option interface{ apply(*cfg) }
 
@@ -123,7 +115,10 @@ type optionFunc func(*cfg)
 func (f optionFunc) apply(c *cfg) { f(c) }
 
 // WithReconnectDelay sets the first delay between reconnect attempts and the
-// cap that exponential growth stops at (defaults 100ms and 30s).
+// cap that exponential growth stops at (defaults 100ms and 30s). The cap is a
+// true bound: jitter never takes a delay above it. The backoff starts over at
+// the initial delay only after a connection has stayed up for max(1s, 10 ×
+// initial); a connection lost sooner is followed by the next, longer delay.
 func WithReconnectDelay(initial, max time.Duration) Option {
 	return optionFunc(func(c *cfg) { c.initialDelay, c.maxDelay = initial, max })
 }
@@ -134,8 +129,9 @@ func WithReconnectMultiplier(m float64) Option {
 }
 
 // WithReconnectJitter sets the randomization factor j in [0, 1): every delay d
-// is drawn uniformly from [d*(1-j), d*(1+j)] so that many clients do not
-// reconnect at the same instant (default 0.5).
+// is drawn uniformly from [d*(1-j), min(d*(1+j), max delay)] so that many
+// clients do not reconnect at the same instant (default 0.5). After a stable
+// connection is lost, the first redial waits a random [0, 2·j·initial delay).
 func WithReconnectJitter(j float64) Option {
 	return optionFunc(func(c *cfg) { c.jitter = j })
 }
@@ -179,9 +175,33 @@ func WithFailover(urls ...string) Option {
 	return optionFunc(func(c *cfg) { c.urls = append(c.urls, urls...) })
 }
 
-// WithTLS sets the TLS configuration used for amqps:// URLs.
+// WithTLS sets the TLS configuration of amqps:// URLs (without it, amqps uses
+// the system roots). Every broker URL must then be amqps://: New refuses an
+// amqp:// URL with ErrInvalidConfig rather than connect in plaintext. The
+// configuration is cloned for each dial and never modified; when its
+// ServerName is empty, the name verified is the URL's host (a URL with an IP
+// address needs a certificate holding that IP, or ServerName set to a name the
+// certificate holds). Set Certificates for mutual TLS.
 func WithTLS(t *tls.Config) Option {
 	return optionFunc(func(c *cfg) { c.tls = t })
+}
+
+// WithFailFast makes errors that retrying cannot fix end the wait for the
+// first connection at once: the broker refusing the login or the vhost (403,
+// 530 other than a connection limit) or TLS certificate verification failing
+// on either side, on any of the URLs (failover URLs are not tried after it).
+// The client then gives up: it stops dialling, and
+// WaitConnected, Connection and every later call return that error at once,
+// wrapping ErrPermanent, ErrClosed and the cause (the *amqp091.Error stays
+// reachable through errors.As). Call Close as usual. Other errors (refused,
+// timeouts, a broker restarting) are retried as without the option, and once
+// a first connection has succeeded the option has no effect: the client
+// never gives up on a connection that once worked.
+//
+// Without WithFailFast the client retries every error until Close, and
+// WaitConnected's error wraps both ctx's error and the last attempt's error.
+func WithFailFast() Option {
+	return optionFunc(func(c *cfg) { c.failFast = true })
 }
 
 // WithConnectionName sets the client's name (see Client.Name): the connection

@@ -74,3 +74,9 @@ func scrub(msg, raw string) string {
 	}
 	return msg
 }
+
+// isTLS reports whether raw (a validated URL) is an amqps:// URL.
+func isTLS(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "amqps"
+}
