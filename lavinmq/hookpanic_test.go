@@ -1,11 +1,9 @@
 package lavinmq_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,28 +36,11 @@ func (h *panickingHook) OnDisconnected(lavinmq.DisconnectedEvent) {
 	panic("disconnected hook")
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPanickingHooksDoNotStopTheSupervisor: hooks that panic are recovered
 // and logged; the client keeps reconnecting.
 func TestPanickingHooksDoNotStopTheSupervisor(t *testing.T) {
 	h := &panickingHook{}
-	var logs lockedBuffer
+	var logs testbroker.LogBuffer
 	c, err := lavinmq.New(testbroker.URL(t), lavinmq.WithHooks(h), lavinmq.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
 		lavinmq.WithConnectionName(testbroker.Name(t, "panicky")))
 	if err != nil {

@@ -1,12 +1,10 @@
 package producer_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,31 +82,13 @@ func (h *panicky) OnProducerClosed(*producer.Producer, producer.Stats) {
 	panic("closed hook")
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestPanickingHooksAreRecovered: hooks and OnDrop that panic are recovered
 // and logged; the publisher goes on confirming and dropping.
 func TestPanickingHooksAreRecovered(t *testing.T) {
 	c := newClient(t, testbroker.URL(t))
 	q := declare(t, nil)
 	h := &panicky{}
-	var logs syncBuffer
+	var logs testbroker.LogBuffer
 	var onDrop atomic.Int64
 	p, err := producer.New(c, q, producer.WithHooks(h), producer.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
 		producer.WithBufferSize(10), producer.OnDrop(func(producer.Message, string, producer.DropReason) { onDrop.Add(1); panic("OnDrop") }))
