@@ -52,6 +52,15 @@ type Producer struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// stMu guards st, the publisher's state. The publisher goroutine holds it
+	// except inside the network calls that a broker can hold up (a blocked
+	// connection is not read: a write or a channel close waits until the
+	// alarm clears). When Close's ctx ends while the publisher is inside one,
+	// Close takes the state over (orphaned) and reports what is unsettled.
+	stMu     sync.Mutex
+	st       *pubState
+	orphaned bool // set by Close under stMu: the publisher must not touch st again
+
 	flushMu      sync.Mutex
 	flushWaiters []flushWaiter
 	nWaiters     atomic.Int32
@@ -126,6 +135,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	for _, h := range p.hooks.opened {
 		h.OnProducerOpened(p)
 	}
+	p.stMu.Lock() // handed to the publisher, so that Close cannot take over before it has started
 	go p.run()
 	return p, nil
 }
@@ -293,20 +303,61 @@ func (p *Producer) notifyFlush() {
 // what is left with reason Shutdown and ends the publisher goroutine. It
 // returns nil when nothing had to be dropped. Calling it again returns the
 // first call's result.
+//
+// Close returns within ctx (plus at most 100ms), even while the broker blocks
+// the connection (connection.blocked: a memory or disk alarm). A blocked
+// broker reads nothing from the socket, so the publisher can be inside a
+// socket write or a channel close that cannot finish before the alarm clears.
+// When ctx ends Close does not wait for it: it reports every message not yet
+// confirmed with reason Shutdown (before it returns) and leaves the publisher
+// goroutine to end on its own as soon as that network call returns: when the
+// broker reads again, or when the connection is closed (Client.Close closes
+// it within its close timeout, which ends such a call). That goroutine touches
+// nothing of the producer after Close has returned.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
 	return p.closeErr
 }
 
+// orphanGrace is how long Close waits, after it took the state over, for the
+// publisher to leave its network call (it usually does at once).
+const orphanGrace = 100 * time.Millisecond
+
 func (p *Producer) close(ctx context.Context) error {
 	p.stopAccepting()
 	flushErr := p.Flush(ctx)
 	p.runCancel()
-	<-p.done
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.takeOver()
+		t := time.NewTimer(orphanGrace)
+		select {
+		case <-p.done:
+		case <-t.C:
+			p.log.Warn("producer: closed while the publisher waits on the network (is the connection blocked?); it ends when that call returns")
+		}
+		t.Stop()
+	}
 	if flushErr != nil {
 		return fmt.Errorf("producer: close: unflushed messages reported with reason %s: %w", Shutdown, flushErr)
 	}
 	return nil
+}
+
+// takeOver reports what the publisher has not settled, in its place, unless
+// it has ended. It waits for the publisher to be inside a network call (or
+// done): every other wait of the publisher ends with runCtx.
+func (p *Producer) takeOver() {
+	p.stMu.Lock()
+	defer p.stMu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.orphaned = true
+	p.shutdown(p.st)
 }
 
 // stopAccepting makes Publish return ErrClosed and waits for the Publish
