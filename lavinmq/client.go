@@ -145,6 +145,12 @@ func (c *Client) Blocked() (blocked bool, changed <-chan struct{}) {
 // Close closes the connection and ends every goroutine the client started. It
 // is idempotent and safe during a reconnect loop; later calls on the client
 // return ErrClosed.
+//
+// It is bounded even when the broker does not answer: a broker that blocks
+// the connection (connection.blocked) reads nothing from it, so the close
+// handshake gets DefaultCloseTimeout (2s), after which the socket is closed.
+// That also ends every call of a producer or consumer still waiting on this
+// connection (a stalled write, a channel close), so their goroutines end too.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
