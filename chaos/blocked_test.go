@@ -53,12 +53,18 @@ func bigProducer(t *testing.T, c *lavinmq.Client, queue string, bufSize int, d *
 	return p
 }
 
+// maxCall is the longest Publish call of the scenario (Block waits in it), in ns.
+var maxCall atomic.Int64
+
 // publishAll publishes n messages of body at full speed (Block policy: each
 // Publish waits for room) until done or ctx ends and returns how many were accepted.
 func publishAll(ctx context.Context, p *producer.Producer, body []byte, n int) int {
 	ok := 0
 	for range n {
-		if err := p.Publish(ctx, producer.Message{Body: body}); err != nil {
+		t0 := time.Now()
+		err := p.Publish(ctx, producer.Message{Body: body})
+		storeMax(&maxCall, int64(time.Since(t0)))
+		if err != nil {
 			return ok
 		}
 		ok++
@@ -108,6 +114,7 @@ func timed(t *testing.T, what string, bound, limit time.Duration, f func()) time
 func TestChaosBlockedLargeMessages(t *testing.T) {
 	const total, pre, bufSize = 400, 40, 200
 	t0 := time.Now()
+	maxCall.Store(0)
 	url := testbroker.URL(t)
 	q, q2, q3, q4 := testbroker.Name(t, "blocked"), testbroker.Name(t, "blocked2"), testbroker.Name(t, "blocked3"), testbroker.Name(t, "blocked4")
 	for _, name := range []string{q, q2, q3, q4} {
@@ -305,6 +312,7 @@ func TestChaosBlockedLargeMessages(t *testing.T) {
 	if errors.Is(runErr, context.DeadlineExceeded) {
 		t.Errorf("consumer.Run: %v", runErr)
 	}
+	row.MaxPublishCallMs = ms(time.Duration(maxCall.Load()))
 	row.DurationS = time.Since(t0).Seconds()
 	checkConfirmLoss(t, &row)
 	record(t, row)
@@ -320,6 +328,7 @@ func TestChaosBlockedLargeMessages(t *testing.T) {
 func TestChaosBlockedBlackholeDetected(t *testing.T) {
 	const total, pre, bufSize = 200, 20, 100
 	t0 := time.Now()
+	maxCall.Store(0)
 	url := testbroker.URL(t)
 	px := testbroker.NewProxy(t)
 	q := testbroker.Name(t, "blocked-blackhole")
@@ -393,6 +402,7 @@ func TestChaosBlockedBlackholeDetected(t *testing.T) {
 	appendNote(&row, "memory alarm, 256KiB bodies, write timeout %v, heartbeat 1s; %d in flight on the stalled write", blockedWriteTimeout, atBlock.InFlight)
 	appendNote(&row, "toxiproxy blackhole (downstream) while blocked: detected after %vms; disconnects %d, reconnects %d", detect.Milliseconds(), e.disconnected, len(e.reconnects))
 	appendNote(&row, "received = messages in the queue after the alarm (not consumed; duplicates = re-sent after the reconnect); recovery from the alarm lifted to the last confirm")
+	row.MaxPublishCallMs = ms(time.Duration(maxCall.Load()))
 	row.DurationS = time.Since(t0).Seconds()
 	checkConfirmLoss(t, &row)
 	record(t, row)
