@@ -33,6 +33,8 @@ type Consumer struct {
 
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
+	abandon     chan struct{} // closed when a Close's ctx ends: Run stops waiting for the broker
+	abandonOnce sync.Once
 
 	unregister func()      // takes Close off the client's close list
 	byClient   atomic.Bool // Close came from the client's Close
@@ -124,6 +126,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
 		tagBase:     cf.tagPrefix + "-" + strconv.FormatUint(rand.Uint64(), 36),
 		closeCtx:    ctx,
 		closeCancel: cancel,
+		abandon:     make(chan struct{}),
 	}
 	// Closing the client closes the consumer first: Run lets its handlers
 	// finish and applies their Actions before the connection goes.
@@ -225,9 +228,11 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	// apply their Actions on the still-open channel, then close it (the
 	// broker requeues whatever was prefetched but not handled).
 	if s != nil && s.live() {
-		if cerr := s.ch.Cancel(s.tag, false); cerr != nil {
-			k.log.Debug("consumer: cancel subscription", "error", cerr)
-		}
+		k.brokerCall(s, func() {
+			if cerr := s.ch.Cancel(s.tag, false); cerr != nil {
+				k.log.Debug("consumer: cancel subscription", "error", cerr)
+			}
+		})
 	}
 	close(jobs)
 	workers.Wait()
@@ -251,6 +256,13 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 // flight finish, closes its channel (not the Client's connection) and
 // returns. Close waits for that until ctx ends (then it returns ctx.Err()).
 // It is idempotent; Run after Close returns ErrClosed.
+//
+// A broker that blocks the connection (connection.blocked: a memory or disk
+// alarm) reads nothing from it until the alarm clears, so it answers neither
+// basic.cancel nor channel.close. When ctx ends, Run stops waiting for those
+// answers and returns at once; the call still waiting is left on its own
+// goroutine, which ends when the broker answers or the connection closes
+// (Client.Close closes it within its close timeout).
 func (k *Consumer) Close(ctx context.Context) error {
 	k.closeCancel()
 	k.unregister()
@@ -267,7 +279,25 @@ func (k *Consumer) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		k.abandonOnce.Do(func() { close(k.abandon) })
 		return ctx.Err()
+	}
+}
+
+// brokerCall runs f, a call on s's channel that waits for the broker's
+// answer, and waits for it until it returns, the connection is lost, or a
+// Close's ctx ended (see Close). In the last two cases f is left to end on
+// its own goroutine when the broker answers or the connection closes.
+func (k *Consumer) brokerCall(s *session, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-s.cn.Done():
+	case <-k.abandon:
 	}
 }
 
@@ -398,7 +428,7 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 // closes the channel (the broker requeues its unacknowledged deliveries).
 func (k *Consumer) endSession(s *session) {
 	s.dead.Store(true)
-	_ = s.ch.Close() // ErrClosed when the channel or connection is already gone
+	k.brokerCall(s, func() { _ = s.ch.Close() }) // ErrClosed when the channel or connection is already gone
 }
 
 // pump hands the deliveries of s to the workers until ctx ends (reason "")

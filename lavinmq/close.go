@@ -65,9 +65,13 @@ func (c *Client) Close() error {
 // CloseContext closes the client. First every producer and consumer on it is
 // closed with ctx, in parallel, while the connection stays up: producers
 // flush until ctx ends and report what is left with reason shutdown,
-// consumers finish their handlers. Then the connection is closed (bounded by
-// a 2 s deadline, also when the broker blocks it) and every goroutine the
-// client started has ended. It returns nil when nothing had to be dropped,
+// consumers finish their handlers. Then the connection is closed, bounded
+// even when the broker does not answer: a broker that blocks the connection
+// (connection.blocked) reads nothing from it, so the close handshake gets
+// DefaultCloseTimeout (2s), after which the socket is closed. That also ends
+// every call of a producer or consumer still waiting on this connection (a
+// stalled write, a channel close), so their goroutines end too; every
+// goroutine the client started has ended when it returns. It returns nil when nothing had to be dropped,
 // otherwise the producers' and consumers' errors joined (errors.Is finds
 // producer.ErrDropped). It is idempotent: later calls wait for the first and
 // return its result; every other call on the client returns ErrClosed.

@@ -10,15 +10,25 @@ import (
 	neturl "net/url"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// blockedPoll is how often a write stalled on a blocked connection looks
+// again at the blocked state (and at the client closing).
+const blockedPoll = 100 * time.Millisecond
+
 // dial opens one AMQP connection to url. The TCP connect and the TLS and AMQP
 // handshakes are bounded by the dial timeout, and Close interrupts them.
 // Every later write is bounded by the write timeout (deadlineConn), so a
-// blackholed peer cannot hang a publisher forever.
+// blackholed peer cannot hang a publisher forever, except while the broker
+// has blocked the connection (connection.blocked): then a stalled write is
+// back-pressure, and it waits until the broker unblocks the connection, the
+// connection is lost (heartbeats still detect a dead peer) or the client is
+// closed.
 //
 // For amqps:// the client makes the TLS connection itself (same layering as
 // amqp091-go: TLS over deadlineConn) and hands amqp091-go the established
@@ -37,6 +47,7 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 	}
 	var stop func() bool
 	var tc *tls.Conn
+	var owner atomic.Pointer[amqp.Connection] // set once the handshake is done
 	config := amqp.Config{
 		Heartbeat:  c.cfg.heartbeat,
 		Properties: props,
@@ -53,7 +64,8 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 				return nil, err
 			}
 			stop = context.AfterFunc(c.ctx, func() { nc.Close() })
-			var conn net.Conn = &deadlineConn{Conn: nc, timeout: c.cfg.writeTimeout}
+			var conn net.Conn = &deadlineConn{Conn: nc, timeout: c.cfg.writeTimeout, poll: blockedPoll,
+				blocked: func() bool { return c.blockedOn(owner.Load()) }}
 			if tcfg != nil {
 				tc = tls.Client(conn, tcfg)
 				if err := tc.HandshakeContext(c.ctx); err != nil {
@@ -75,6 +87,7 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 		}
 		return nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
 	}
+	owner.Store(conn)
 	return conn, nil
 }
 
@@ -150,15 +163,144 @@ func tlsAlert(tc *tls.Conn, err error) error {
 	return nil
 }
 
-// deadlineConn sets a write deadline before every write.
+// blockedOn reports whether the broker has blocked conn, the connection in
+// service, and the client is not closing.
+func (c *Client) blockedOn(conn *amqp.Connection) bool {
+	if conn == nil || conn.IsClosed() || c.ctx.Err() != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.blocked && c.cur != nil && c.cur.conn == conn
+}
+
+// deadlineConn is the socket under amqp091-go. It enforces three rules:
+//
+//   - Every write has a deadline of timeout, renewed at every Write call. A
+//     write that makes no progress for that long fails, and amqp091-go then
+//     closes the connection (a dead peer with full buffers cannot hang it).
+//   - Except while the broker blocks the connection: RabbitMQ stops reading
+//     the socket of a blocked connection, so a burst fills the socket buffers
+//     and the write stalls until the alarm clears. While blocked() holds, a
+//     write that times out goes on (checking every poll), and once the
+//     connection is unblocked it gets a full timeout again.
+//   - A deadline set with SetDeadline (amqp091-go's CloseDeadline) is hard:
+//     no write outlives it, and the socket is closed when it passes, which
+//     ends a close handshake that a blocked broker does not answer (its
+//     heartbeats would otherwise keep renewing the read deadline) and every
+//     write stalled on it.
+//
+// Reads: amqp091-go's heartbeater renews the read deadline (3 heartbeats)
+// after every frame read, but it cannot while it waits to send a heartbeat
+// behind a stalled write. So a read that times out while data arrived less
+// than that span ago goes on: the peer is alive. A peer that sends nothing for
+// the span is still detected, blocked or not.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	poll    time.Duration
+	blocked func() bool // the broker has blocked this connection; nil: never
+
+	lastRead atomic.Int64 // unix ns of the last read that returned data
+	span     atomic.Int64 // ns: the last read deadline set through SetReadDeadline, from then
+
+	mu     sync.Mutex
+	limit  time.Time   // hard deadline from SetDeadline; zero: none
+	timer  *time.Timer // closes the socket at limit
+	closed bool
 }
 
+func (d *deadlineConn) isBlocked() bool { return d.blocked != nil && d.blocked() }
+
+func (d *deadlineConn) hardLimit() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.limit
+}
+
+// Write writes p with the deadline rules above.
 func (d *deadlineConn) Write(p []byte) (int, error) {
-	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
-		return 0, err
+	written := 0
+	for {
+		blocked := d.isBlocked()
+		wait := d.timeout
+		if blocked {
+			wait = min(wait, d.poll)
+		}
+		dl, hard := time.Now().Add(wait), false
+		if lim := d.hardLimit(); !lim.IsZero() && !lim.After(dl) {
+			dl, hard = lim, true
+		}
+		if err := d.Conn.SetWriteDeadline(dl); err != nil {
+			return written, err
+		}
+		n, err := d.Conn.Write(p[written:])
+		written += n
+		if err == nil || hard || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return written, err
+		}
+		if !blocked && !d.isBlocked() {
+			return written, err // no progress for timeout on a connection that is not blocked
+		}
+		// Blocked when the write began or now: back-pressure, not a dead peer.
 	}
-	return d.Conn.Write(p)
+}
+
+// Read reads into p; see the type's comment for its deadline rule.
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	for {
+		n, err := d.Conn.Read(p)
+		now := time.Now()
+		if n > 0 {
+			d.lastRead.Store(now.UnixNano())
+		}
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !d.hardLimit().IsZero() {
+			return n, err
+		}
+		span := time.Duration(d.span.Load())
+		last := time.Unix(0, d.lastRead.Load())
+		if n > 0 || span <= 0 || now.Sub(last) >= span {
+			return n, err // nothing from the peer for the whole span: it is gone
+		}
+		if err := d.Conn.SetReadDeadline(last.Add(span)); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// SetReadDeadline sets the read deadline and remembers its span for Read.
+func (d *deadlineConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		d.span.Store(0)
+	} else {
+		d.span.Store(int64(time.Until(t)))
+	}
+	return d.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets a hard deadline (zero clears it): see the type's comment.
+func (d *deadlineConn) SetDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.limit = t
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if !t.IsZero() && !d.closed {
+		d.timer = time.AfterFunc(time.Until(t), func() { _ = d.Conn.Close() })
+	}
+	d.mu.Unlock()
+	return d.Conn.SetDeadline(t)
+}
+
+// Close closes the socket and disarms the hard deadline.
+func (d *deadlineConn) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.mu.Unlock()
+	return d.Conn.Close()
 }

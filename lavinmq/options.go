@@ -155,8 +155,11 @@ func WithDialTimeout(d time.Duration) Option {
 }
 
 // WithWriteTimeout bounds every write to the socket (default 30s). A write that
-// cannot complete in time (a blackholed peer with full buffers) fails the
-// connection, which is then replaced.
+// makes no progress for that long (a blackholed peer with full buffers) fails
+// the connection, which is then replaced. Not while the broker blocks the
+// connection (connection.blocked): RabbitMQ then stops reading the socket, so
+// a stalled write is back-pressure and waits for the unblock (and gets a full
+// timeout again from then); heartbeats still detect a dead peer meanwhile.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(c *cfg) { c.writeTimeout = d })
 }

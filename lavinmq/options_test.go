@@ -53,7 +53,6 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 }
 
-
 func TestPasswordNeverInLogsOrErrors(t *testing.T) {
 	const secret = "s3cr3t-Pa55"
 	var logs testbroker.LogBuffer

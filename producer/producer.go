@@ -56,6 +56,15 @@ type Producer struct {
 	cause atomic.Pointer[cause] // the last problem the publisher met; nil after a confirm
 
 	unregister func() // takes Close off the client's close list
+
+	// stMu guards st, the publisher's state. The publisher goroutine holds it
+	// except inside the network calls that a broker can hold up (a blocked
+	// connection is not read: a write or a channel close waits until the
+	// alarm clears). When Close's ctx ends while the publisher is inside one,
+	// Close takes the state over (orphaned) and reports what is unsettled.
+	stMu     sync.Mutex
+	st       *pubState
+	orphaned bool // set by Close under stMu: the publisher must not touch st again
 }
 
 // cause is a problem the publisher met, named by Flush when it times out.
@@ -136,6 +145,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 	for _, h := range p.hooks.opened {
 		p.hookOpened(h)
 	}
+	p.stMu.Lock() // handed to the publisher, so that Close cannot take over before it has started
 	go p.run()
 	return p, nil
 }
@@ -285,6 +295,17 @@ func (p *Producer) noteCause(err error) { p.cause.Store(&cause{err: err}) }
 // when it had to drop messages with reason Shutdown: because ctx ended first
 // (the error wraps ctx's error too), or because the client was closed under
 // the producer. Calling it again returns the first call's result.
+//
+// Close returns within ctx (plus at most 100ms), even while the broker blocks
+// the connection (connection.blocked: a memory or disk alarm). A blocked
+// broker reads nothing from the socket, so the publisher can be inside a
+// socket write or a channel close that cannot finish before the alarm clears.
+// When ctx ends Close does not wait for it: it reports every message not yet
+// confirmed with reason Shutdown (before it returns) and leaves the publisher
+// goroutine to end on its own as soon as that network call returns: when the
+// broker reads again, or when the connection is closed (Client.Close closes
+// it within its close timeout, which ends such a call). That goroutine touches
+// nothing of the producer after Close has returned.
 func (p *Producer) Close(ctx context.Context) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidArgument)
@@ -293,11 +314,26 @@ func (p *Producer) Close(ctx context.Context) error {
 	return p.closeErr
 }
 
+// orphanGrace is how long Close waits, after it took the state over, for the
+// publisher to leave its network call (it usually does at once).
+const orphanGrace = 100 * time.Millisecond
+
 func (p *Producer) close(ctx context.Context) error {
 	p.stopAccepting()
 	flushErr := p.Flush(ctx)
 	p.runCancel()
-	<-p.done
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.takeOver()
+		t := time.NewTimer(orphanGrace)
+		select {
+		case <-p.done:
+		case <-t.C:
+			p.log.Warn("producer: closed while the publisher waits on the network (is the connection blocked?); it ends when that call returns")
+		}
+		t.Stop()
+	}
 	p.unregister()
 	n := p.dropped[Shutdown].Load()
 	switch {
@@ -308,6 +344,21 @@ func (p *Producer) close(ctx context.Context) error {
 	default:
 		return fmt.Errorf("%w: close: %d with reason %s: the client was closed first", ErrDropped, n, Shutdown)
 	}
+}
+
+// takeOver reports what the publisher has not settled, in its place, unless
+// it has ended. It waits for the publisher to be inside a network call (or
+// done): every other wait of the publisher ends with runCtx.
+func (p *Producer) takeOver() {
+	p.stMu.Lock()
+	defer p.stMu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.orphaned = true
+	p.shutdown(p.st)
 }
 
 // stopAccepting makes Publish return ErrClosed and waits for the Publish

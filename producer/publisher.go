@@ -92,13 +92,18 @@ func (st *pubState) requeueUnsettled() int {
 	return len(unsettled)
 }
 
+// run is the publisher goroutine. It starts holding stMu (locked by New).
 func (p *Producer) run() {
-	defer close(p.done)
+	defer func() {
+		close(p.done)
+		p.stMu.Unlock()
+	}()
 	inflight := 1
 	if p.cfg.mode == Confirm {
 		inflight = p.cfg.maxInFlight
 	}
 	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}}
+	p.st = st
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     p.cfg.reopenDelay,
 		RandomizationFactor: 0.5,
@@ -129,6 +134,9 @@ func (p *Producer) run() {
 		}
 		st.acked = false
 		p.session(cn, st)
+		if p.orphaned { // Close reported everything in our place
+			return
+		}
 		if st.acked {
 			bo.Reset()
 		}
@@ -157,6 +165,11 @@ func (p *Producer) pause(d time.Duration, cn *lavinmq.Conn) {
 
 // session publishes on one channel until the channel or the connection is
 // lost, a nack asks for a new channel, or the producer stops.
+//
+// The calls that wait for the broker (channel open, confirm.select, publish,
+// channel close) run through unlocked: a blocked broker holds them up until
+// its alarm clears, and Close may take the state over meanwhile (orphaned),
+// after which session returns at once without touching st.
 func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 	st.key = p.key
 	if !p.cfg.routingSet {
@@ -164,20 +177,27 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		// declared through the client gets a new name after a reconnect.
 		st.key = p.client.QueueName(p.queue)
 	}
-	ch, err := cn.Channel()
-	if err != nil {
-		p.noteCause(err)
-		p.log.Debug("producer: open channel failed", "err", err)
+	var ch *amqp.Channel
+	var err error
+	if p.unlocked(func() { ch, err = cn.Channel() }) || err != nil {
+		if err == nil {
+			p.unlocked(func() { _ = ch.Close() })
+		} else if !p.orphaned {
+			p.noteCause(err)
+			p.log.Debug("producer: open channel failed", "err", err)
+		}
 		return
 	}
 	closeCh := ch.NotifyClose(make(chan *amqp.Error, 1))
 	var confirms <-chan amqp.Confirmation
 	var returns <-chan amqp.Return
 	if p.cfg.mode == Confirm {
-		if err := ch.Confirm(false); err != nil {
-			p.noteCause(err)
-			p.log.Warn("producer: enabling confirm mode failed", "err", err)
-			_ = ch.Close()
+		if p.unlocked(func() { err = ch.Confirm(false) }) || err != nil {
+			if !p.orphaned {
+				p.noteCause(err)
+				p.log.Warn("producer: enabling confirm mode failed", "err", err)
+			}
+			p.unlocked(func() { _ = ch.Close() })
 			return
 		}
 		// Buffered for every message that can be in flight: amqp091-go's
@@ -203,7 +223,11 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			default:
 			}
 		}
-		_ = ch.Close()
+		// A blocked broker answers channel.close only once its alarm
+		// clears; Close takes the state over if its ctx ends meanwhile.
+		if p.unlocked(func() { _ = ch.Close() }) {
+			return
+		}
 		// Acks that arrived before the end still count.
 		p.drainConfirms(st, confirms, returns)
 		p.chargePoison(st, endErr, writeFailed)
@@ -251,6 +275,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 				break
 			}
 			if err := p.publish(ch, st, &env); err != nil {
+				if p.orphaned {
+					return
+				}
 				p.noteCause(err)
 				if encodingError(err) {
 					// Validation let through something amqp091-go cannot
@@ -268,6 +295,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					endErr = e
 					p.channelClosed(st, e)
 				case <-cn.Done():
+				case <-p.runCtx.Done():
 				case <-time.After(time.Second): // neither fired: end the channel anyway
 				}
 				return
@@ -308,7 +336,13 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if confirm {
 		st.fl.add(*env)
 	}
+	// As in unlocked, without a closure on the hot path.
+	p.stMu.Unlock()
 	err := ch.PublishWithContext(context.Background(), p.exchange, st.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
+	p.stMu.Lock()
+	if p.orphaned {
+		return errOrphaned // Close reported env and everything else
+	}
 	if err != nil {
 		if confirm {
 			*env = st.fl.unadd()
@@ -326,6 +360,19 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		p.confirm(env)
 	}
 	return nil
+}
+
+// errOrphaned: Close took the publisher's state over during a network call.
+var errOrphaned = errors.New("producer: closed during a network call")
+
+// unlocked runs f, a call that waits on the broker, without holding stMu,
+// and reports whether Close took the state over meanwhile: then the caller
+// must return without touching st.
+func (p *Producer) unlocked(f func()) (orphaned bool) {
+	p.stMu.Unlock()
+	f()
+	p.stMu.Lock()
+	return p.orphaned
 }
 
 // drainConfirms handles the confirmations already received, without waiting.
