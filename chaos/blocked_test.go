@@ -233,7 +233,13 @@ func TestChaosBlockedLargeMessages(t *testing.T) {
 	}
 
 	// The second client, whose producer is stuck in a write, then its producer.
-	c2Close := timed(t, "client-close", blockedCloseBound, 90*time.Second, func() { _ = pc2.Close() })
+	// CloseContext(1s): the producers on the client get the 1s to settle, then
+	// the connection close its 2s deadline (DefaultCloseTimeout).
+	c2Close := timed(t, "client-close", blockedCloseBound+lavinmq.DefaultCloseTimeout, 90*time.Second, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = pc2.CloseContext(ctx)
+	})
 	var p3Err error
 	p3Close := timed(t, "producer-close-after-client", blockedCloseBound, 90*time.Second, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -243,8 +249,8 @@ func TestChaosBlockedLargeMessages(t *testing.T) {
 	<-pub3
 	s3 := p3.Stats()
 	t.Logf("second client: Close took %v; its producer's Close %v (err %v), stats %+v", c2Close, p3Close, p3Err, s3)
-	if c2Close > blockedCloseBound {
-		t.Errorf("client Close took %v during the alarm (bound %v)", c2Close, blockedCloseBound)
+	if c2Close > blockedCloseBound+lavinmq.DefaultCloseTimeout {
+		t.Errorf("client CloseContext(1s) took %v during the alarm (bound %v)", c2Close, blockedCloseBound+lavinmq.DefaultCloseTimeout)
 	}
 	if s3.Pending != 0 || s3.Accepted != s3.Confirmed+s3.Dropped || s3.Dropped != d3.shutdown.Load()+d3.other.Load() {
 		t.Errorf("producer of the closed client: stats %+v do not account for every message", s3)
