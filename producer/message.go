@@ -13,8 +13,15 @@ const (
 	Persistent uint8 = amqp.Persistent
 )
 
-// Message is one message to publish: a body and the AMQP properties.
+// Message is one message to publish: a body, the AMQP properties and,
+// optionally, its own routing key.
 type Message struct {
+	// RoutingKey, when set, is this message's routing key on the producer's
+	// exchange (WithExchange; on the default exchange of a queue producer it
+	// names the queue to deliver to). Empty: the producer's key. At most 255
+	// bytes. OnDrop shows the key the message was (or would have been)
+	// published with.
+	RoutingKey      string
 	Body            []byte
 	Headers         amqp.Table
 	ContentType     string
@@ -42,11 +49,12 @@ type Message struct {
 // envelope is what the ring holds: the message and the producer's bookkeeping.
 type envelope struct {
 	msg      Message
-	at       int64  // nanoseconds since the producer's epoch, when accepted
-	seq      uint64 // accept order, 1-based: the generated message ID
-	attempts uint16 // nacks so far
-	resent   bool   // published at least once before
-	epoch    uint8  // parity of the flush epoch it was accepted in (see flusher)
+	at       int64   // nanoseconds since the producer's epoch, when accepted
+	seq      uint64  // accept order, 1-based: the generated message ID
+	attempts uint16  // nacks so far
+	resent   bool    // published at least once before
+	epoch    uint8   // parity of the flush epoch it was accepted in (see flusher)
+	waiter   *waiter // PublishSync's, told when the message settles; nil for Publish
 }
 
 func (m *Message) publishing(defaultMode uint8) amqp.Publishing {

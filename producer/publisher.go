@@ -338,7 +338,11 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	// As in unlocked, without a closure on the hot path.
 	p.stMu.Unlock()
-	err := ch.PublishWithContext(context.Background(), p.exchange, st.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
+	key := st.key
+	if env.msg.RoutingKey != "" {
+		key = env.msg.RoutingKey
+	}
+	err := ch.PublishWithContext(context.Background(), p.exchange, key, p.mandatory, false, env.msg.publishing(p.defaultMode))
 	p.stMu.Lock()
 	if p.orphaned {
 		return errOrphaned // Close reported env and everything else
