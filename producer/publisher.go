@@ -25,6 +25,12 @@ type pubState struct {
 	resendAt int
 	stash    *envelope // popped from the ring while arming the wake-up, not yet published
 	returned map[string]struct{}
+	// inFlightIDs holds the MessageID of every message in the flight when
+	// mandatory is on. A basic.return names its message only by its
+	// properties, so two messages with one ID in flight together (the same
+	// event to two routing keys) could have a return matched to the wrong
+	// one: a message whose ID is in flight waits until that one settles.
+	inFlightIDs map[string]struct{}
 	replace  bool // a nack: replace the channel
 	acked    bool // the session had at least one ack (FireAndForget: a write)
 
@@ -102,7 +108,7 @@ func (p *Producer) run() {
 	if p.cfg.mode == Confirm {
 		inflight = p.cfg.maxInFlight
 	}
-	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}}
+	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}, inFlightIDs: map[string]struct{}{}}
 	p.st = st
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     p.cfg.reopenDelay,
@@ -235,6 +241,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			p.log.Info("producer: channel ended, unconfirmed messages will be published again first", "count", n)
 		}
 		clear(st.returned)
+		clear(st.inFlightIDs)
 		st.replace = false
 	}()
 
@@ -269,12 +276,18 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			continue
 		}
 		n := 0
+		held, heldID := false, ""
 		for n < maxBurst && !st.replace && st.canSend() {
 			env, ok := st.next(p)
 			if !ok {
 				break
 			}
 			if err := p.publish(ch, st, &env); err != nil {
+				if err == errSameID {
+					st.unshift(env) // published once the one in flight with its ID settles
+					held, heldID = true, env.msg.MessageID
+					break
+				}
 				if p.orphaned {
 					return
 				}
@@ -310,6 +323,11 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		if n > 0 {
 			continue
 		}
+		if held {
+			if _, inFlight := st.inFlightIDs[heldID]; !inFlight {
+				continue // settled meanwhile: no confirm is left to wait for
+			}
+		}
 		var wake <-chan struct{}
 		if st.canSend() && !st.hasResend() {
 			wake = p.ring.NotEmpty()
@@ -333,6 +351,12 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if env.msg.MessageID == "" && confirm { // FireAndForget never re-sends: no ID needed to de-duplicate
 		env.msg.MessageID = p.newID(env.seq)
 	}
+	if p.mandatory {
+		if _, dup := st.inFlightIDs[env.msg.MessageID]; dup {
+			return errSameID
+		}
+		st.inFlightIDs[env.msg.MessageID] = struct{}{}
+	}
 	if confirm {
 		st.fl.add(*env)
 	}
@@ -351,6 +375,9 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		if confirm {
 			*env = st.fl.unadd()
 		}
+		if p.mandatory {
+			delete(st.inFlightIDs, env.msg.MessageID)
+		}
 		return err
 	}
 	if env.resent {
@@ -365,6 +392,9 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	return nil
 }
+
+// errSameID: a message with the same MessageID is in flight (see inFlightIDs).
+var errSameID = errors.New("producer: a message with this ID is in flight")
 
 // errOrphaned: Close took the publisher's state over during a network call.
 var errOrphaned = errors.New("producer: closed during a network call")
@@ -428,12 +458,14 @@ func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan a
 			p.confirm(&s.env)
 		}
 		s.done = true
+		delete(st.inFlightIDs, s.env.msg.MessageID)
 	default:
 		s.env.attempts++
 		p.noteCause(fmt.Errorf("producer: the broker nacked message %s (attempt %d of %d)", p.idOf(&s.env), s.env.attempts, p.cfg.retryBudget))
 		if int(s.env.attempts) >= p.cfg.retryBudget {
 			p.drop(&s.env, Nacked)
 			s.done = true
+			delete(st.inFlightIDs, s.env.msg.MessageID)
 		} else {
 			st.replace = true
 		}
@@ -460,6 +492,7 @@ func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
 			if s := st.fl.get(t); !s.done && int64(len(s.env.msg.Body)) > max {
 				p.drop(&s.env, TooLarge)
 				s.done = true
+				delete(st.inFlightIDs, s.env.msg.MessageID)
 			}
 		}
 		st.fl.advance()

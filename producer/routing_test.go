@@ -239,3 +239,45 @@ func TestRoutingKeyOver255BytesRefused(t *testing.T) {
 	cancel()
 	_ = p.Close(cctx)
 }
+
+// TestUnroutableExactWithSharedMessageIDs: the same event (one MessageID)
+// is published to a bound key and to an unbound one, 300 times over,
+// pipelined. Only the unbound copies may be reported unroutable, and every
+// bound copy must reach the queue: a return must never be matched to the
+// other message with the same ID.
+func TestUnroutableExactWithSharedMessageIDs(t *testing.T) {
+	const pairs = 300
+	x, qs := declareTopic(t, "a.*")
+	c := newClient(t, testbroker.URL(t))
+	drops := &keyDrops{}
+	p := newProducer(t, c, "events", producer.WithExchange(x, "a.default"), producer.WithBufferSize(2*pairs),
+		producer.WithPolicy(buffer.Raise), producer.OnDrop(drops.fn))
+	ctx := context.Background()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint64(pairs) {
+		id := fmt.Sprintf("event-%d", i)
+		if err := p.Publish(ctx, producer.Message{Body: seqBody(i), MessageID: id, RoutingKey: "a.ok"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Publish(ctx, producer.Message{Body: seqBody(i), MessageID: id, RoutingKey: "nobody.listens"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, p, 30*time.Second)
+	s := p.Stats()
+	keys := drops.get(producer.Unroutable)
+	wrong := 0
+	for _, k := range keys {
+		if k != "nobody.listens" {
+			wrong++
+		}
+	}
+	n := testbroker.QueueLen(t, qs[0])
+	t.Logf("stats %+v; unroutable reports %d (%d with a bound key); queue holds %d", s, len(keys), wrong, n)
+	if wrong != 0 || len(keys) != pairs || s.Confirmed != pairs || n != pairs {
+		t.Fatalf("want %d unroutable (all nobody.listens), %d confirmed and in the queue: got %d reports (%d wrong), %d confirmed, %d in the queue",
+			pairs, pairs, len(keys), wrong, s.Confirmed, n)
+	}
+}
