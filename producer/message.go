@@ -30,7 +30,11 @@ type Message struct {
 	// stable one, "<producer prefix>-<n>", fixed when Publish accepts it: it
 	// is sent in Confirm mode (the same on every re-send, so consumers can
 	// de-duplicate) and shown to OnDrop. FireAndForget never re-sends, so it
-	// does not spend the bytes on the wire.
+	// does not spend the bytes on the wire. With mandatory on (the Confirm
+	// default), messages that share an ID are never in flight together: the
+	// broker's basic.return names a message only by its properties, so one
+	// waits until the other settles (a round trip), and an unroutable message
+	// is reported as exactly itself.
 	MessageID     string
 	CorrelationID string
 	ReplyTo       string
