@@ -31,8 +31,8 @@ type pubState struct {
 	// event to two routing keys) could have a return matched to the wrong
 	// one: a message whose ID is in flight waits until that one settles.
 	inFlightIDs map[string]struct{}
-	replace  bool // a nack: replace the channel
-	acked    bool // the session had at least one ack (FireAndForget: a write)
+	replace     bool // a nack: replace the channel
+	acked       bool // the session had at least one ack (FireAndForget: a write)
 
 	// The poison budget: the message (by seq) that was the first unconfirmed
 	// one when the broker last closed the channel or connection for a reason
