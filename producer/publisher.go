@@ -25,14 +25,15 @@ type pubState struct {
 	resendAt int
 	stash    *envelope // popped from the ring while arming the wake-up, not yet published
 	returned map[string]struct{}
+	replace  bool // a nack: replace the channel
+	acked    bool // the session had at least one ack (FireAndForget: a write)
+
 	// inFlightIDs holds the MessageID of every message in the flight when
 	// mandatory is on. A basic.return names its message only by its
 	// properties, so two messages with one ID in flight together (the same
 	// event to two routing keys) could have a return matched to the wrong
 	// one: a message whose ID is in flight waits until that one settles.
 	inFlightIDs map[string]struct{}
-	replace     bool // a nack: replace the channel
-	acked       bool // the session had at least one ack (FireAndForget: a write)
 
 	// The poison budget: the message (by seq) that was the first unconfirmed
 	// one when the broker last closed the channel or connection for a reason
