@@ -188,3 +188,22 @@ func TestPublishSyncRefusesWhatPublishRefuses(t *testing.T) {
 		t.Fatalf("accepted %d, want 0", s.Accepted)
 	}
 }
+
+// TestPublishSyncFireAndForgetReturnsOnceWritten: in FireAndForget there is
+// no confirm; PublishSync returns nil once the message is on the socket.
+func TestPublishSyncFireAndForgetReturnsOnceWritten(t *testing.T) {
+	q := declare(t, nil)
+	c := newClient(t, testbroker.URL(t))
+	p := newProducer(t, c, q, producer.WithMode(producer.FireAndForget))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.PublishSync(ctx, producer.Message{Body: seqBody(1)}); err != nil {
+		t.Fatalf("PublishSync: %v", err)
+	}
+	if s := p.Stats(); s.Confirmed != 1 || s.Pending != 0 {
+		t.Fatalf("after PublishSync: %+v, want it counted written (confirmed) and none pending", s)
+	}
+	if r := consumeAll(t, q, 1, 200*time.Millisecond, 10*time.Second); r.count[1] != 1 {
+		t.Fatalf("the message did not arrive: %+v", r)
+	}
+}
