@@ -18,8 +18,8 @@ const (
 type Message struct {
 	// RoutingKey, when set, is this message's routing key on the producer's
 	// exchange (WithExchange; on the default exchange of a queue producer it
-	// names the queue to deliver to). Empty: the producer's key. At most 255
-	// bytes. OnDrop shows the key the message was (or would have been)
+	// names the queue to deliver to, as given: it is not mapped through
+	// Client.QueueName). Empty: the producer's key. At most 255 bytes. OnDrop shows the key the message was (or would have been)
 	// published with.
 	RoutingKey      string
 	Body            []byte
