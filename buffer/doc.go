@@ -13,16 +13,14 @@
 // (ExampleNew and ExampleRing_Push run this.)
 //
 // TryPush and TryPop are safe from any number of goroutines, FIFO, and never
-// allocate or lock: each slot carries a sequence stamp (Dmitry Vyukov's
-// bounded MPMC queue) and head and tail are advanced by compare-and-swap on
-// separate cache lines. A popped slot is cleared so the ring keeps nothing
-// alive.
+// allocate, lock or block. A popped element is cleared, so the ring keeps
+// nothing alive.
 //
 // Push applies a Policy when the ring is full: DropOldest replaces the oldest
-// element in one step and hands it back, Raise returns ErrFull, Block parks
+// element in one step and hands it back, Raise returns ErrFull, Block waits
 // until a pop makes room or the context ends.
 //
-// Consumers that find the ring empty sleep on NotEmpty; the push side pays
-// only an atomic load of a flag for this while nobody sleeps, and the pop side
-// likewise for parked Block pushers (see NotEmpty for the consumer loop).
+// A consumer that finds the ring empty can sleep on NotEmpty instead of
+// polling (see NotEmpty for the loop); while nobody sleeps this costs the
+// pushers next to nothing.
 package buffer

@@ -24,23 +24,24 @@ type slot[T any] struct {
 	val T
 }
 
-// Ring is a bounded multi-producer multi-consumer FIFO queue of T: a
-// preallocated array of exactly Cap() slots with a sequence stamp per slot
-// (Dmitry Vyukov's bounded MPMC queue). TryPush and TryPop never allocate
-// and never lock; Push adds the overflow policies; NotEmpty and WakeBlocked
-// are the sleeping/waking side. All methods are safe for concurrent use.
-//
-// Positions (head, tail and stamps) are encoded as lap|index, where lap is a
-// multiple of oneLap, the smallest power of two above the capacity (the
-// layout of crossbeam's ArrayQueue). Index and lap are split with a mask, so
-// the array holds exactly the requested capacity with no division on the hot
-// path.
-//
-// The fields are grouped by who writes them, each group on its own cache
-// lines: tail (pushers), head (poppers), read-only layout, sleep flags
-// (written only when a goroutine goes to sleep), the Block parking lot, and
-// the DropOldest eviction lock (touched only when the ring is full).
+// Ring is a bounded FIFO queue of T that any number of goroutines can push
+// to and pop from at once. It holds exactly Cap() elements, all allocated by
+// New: TryPush and TryPop never allocate, never lock and never block. Push
+// applies an overflow Policy when the ring is full (DropOldest, Raise,
+// Block), and NotEmpty lets a consumer sleep until there is something to
+// pop. A popped element is cleared from the ring, which keeps no reference
+// to it. All methods are safe for concurrent use.
 type Ring[T any] struct {
+	// Implementation: Dmitry Vyukov's bounded MPMC queue, a sequence stamp
+	// per slot. Positions (head, tail and stamps) are encoded as lap|index,
+	// where lap is a multiple of oneLap, the smallest power of two above the
+	// capacity (the layout of crossbeam's ArrayQueue): index and lap are split
+	// with a mask, so the array holds exactly the requested capacity with no
+	// division on the hot path. The fields are grouped by who writes them,
+	// each group on its own cache lines: tail (pushers), head (poppers),
+	// read-only layout, sleep flags (written only when a goroutine goes to
+	// sleep), the Block parking lot, and the DropOldest eviction lock
+	// (touched only when the ring is full).
 	_    [cacheLine]byte
 	tail atomic.Uint64 // next position to push
 	_    [cacheLine - 8]byte

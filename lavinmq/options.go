@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Defaults of the options, from the seed's configuration.
+// Defaults of the options: what a Client uses for an option not given to New.
 const (
 	DefaultReconnectInitialDelay = 100 * time.Millisecond
 	DefaultReconnectMaxDelay     = 30 * time.Second

@@ -17,6 +17,27 @@ func BenchmarkPublishEnqueue(b *testing.B) {
 	benchEnqueue(b, Message{Body: make([]byte, 16), ContentType: "application/octet-stream"}, false)
 }
 
+// BenchmarkPublishEnqueueKey is BenchmarkPublishEnqueue with a per-message
+// routing key, on an exchange producer.
+func BenchmarkPublishEnqueueKey(b *testing.B) {
+	benchEnqueue(b, Message{Body: make([]byte, 16), ContentType: "application/octet-stream", RoutingKey: "order.paid.eu"}, false, WithExchange("events", "order"))
+}
+
+// TestPublishDoesNotAllocate: Publish of a message without headers costs no
+// allocation, with or without a per-message routing key.
+func TestPublishDoesNotAllocate(t *testing.T) {
+	for _, m := range []Message{
+		{Body: make([]byte, 16), ContentType: "application/octet-stream"},
+		{Body: make([]byte, 16), RoutingKey: "order.paid.eu"},
+	} {
+		p := offlineProducer(t, 8192, WithExchange("events", "order"))
+		ctx := context.Background()
+		if n := testing.AllocsPerRun(1000, func() { _ = p.Publish(ctx, m) }); n != 0 {
+			t.Fatalf("Publish (routing key %q) allocates %.1f times per call, want 0", m.RoutingKey, n)
+		}
+	}
+}
+
 // BenchmarkPublishEnqueueFull measures Publish on a full ring with
 // DropOldest: every call evicts the oldest message (counted, no callback).
 func BenchmarkPublishEnqueueFull(b *testing.B) {
@@ -37,12 +58,12 @@ func BenchmarkPublishEnqueueFull(b *testing.B) {
 
 // offlineProducer returns a producer whose client never connects; both are
 // closed when the benchmark ends.
-func offlineProducer(b *testing.B, size int) *Producer {
+func offlineProducer(b testing.TB, size int, opts ...Option) *Producer {
 	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := New(c, "bench", WithBufferSize(size))
+	p, err := New(c, "bench", append([]Option{WithBufferSize(size)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,8 +90,8 @@ func BenchmarkPublishEnqueueCopy1KiB(b *testing.B) {
 	b.Run("copy", func(b *testing.B) { benchEnqueue(b, m, true) })
 }
 
-func benchEnqueue(b *testing.B, m Message, copyBody bool) {
-	p := offlineProducer(b, 8192)
+func benchEnqueue(b *testing.B, m Message, copyBody bool, opts ...Option) {
+	p := offlineProducer(b, 8192, opts...)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -15,12 +15,34 @@
 // (package buffer). One publisher goroutine per producer drains the ring onto
 // its own AMQP channel.
 //
+// # Routing keys and one message's outcome
+//
+// A producer has one exchange (the default exchange and the queue's name,
+// or WithExchange(exchange, key)); each message can carry its own routing key
+// on it, Message.RoutingKey, so one producer serves every key of a topic
+// exchange. OnDrop shows the key a message was published with.
+//
+//	p, err := producer.New(client, "orders", producer.WithExchange("events", "order.unknown"))
+//	err = p.Publish(ctx, producer.Message{RoutingKey: "order.paid.eu", Body: b})
+//	err = p.PublishSync(ctx, producer.Message{RoutingKey: "order.created", Body: b}) // waits for its confirm
+//
+// PublishSync returns nil once the broker confirmed that message, a
+// *DropError (errors.Is(err, Unroutable), ...) when it was dropped, or ctx's
+// error, the message still accepted and reported later.
+//
 // # Guarantees
 //
 // Every message for which Publish returned nil ends in exactly one of:
 // confirmed by the broker (Confirm mode) or written to the socket
 // (FireAndForget), or one call of the OnDrop callback with a DropReason.
 // Stats().Accepted == Confirmed + Dropped + Pending at every observation.
+//
+// That promise holds while the process lives. Accepted messages that the
+// broker has not confirmed yet (Stats().Pending) exist only in the process's
+// memory: if it is killed (SIGKILL, an OOM kill, a crash, a deploy that does
+// not call Close) they are lost, and no OnDrop runs. Call Close(ctx) on
+// shutdown (it flushes first), and wait for a confirm (PublishSync or Flush)
+// before acting on a message that must not be lost with the process.
 //
 // Confirm mode is at-least-once: a message leaves the producer's retry set
 // only when the broker acks it. When the channel or the connection is lost,

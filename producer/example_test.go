@@ -70,3 +70,26 @@ func ExampleProducer_Publish_raise() {
 	// <nil>
 	// buffer: full
 }
+
+// Stats is a snapshot of the counters; Accepted == Confirmed + Dropped +
+// Pending always holds. Here the broker is unreachable, so everything
+// accepted is pending (buffered): what a crash of the process would lose.
+func ExampleProducer_Stats() {
+	c, _ := lavinmq.New("amqp://guest:guest@127.0.0.1:1/")
+	defer c.Close()
+	p, _ := producer.New(c, "orders", producer.WithBufferSize(100))
+	for range 3 {
+		_ = p.Publish(context.Background(), producer.Message{Body: []byte("x")})
+	}
+	s := p.Stats()
+	fmt.Printf("accepted=%d confirmed=%d dropped=%d pending=%d buffered=%d capacity=%d\n",
+		s.Accepted, s.Confirmed, s.Dropped, s.Pending, s.Buffered, s.Capacity)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Close(ctx) // gives up at once: the three are reported with reason shutdown
+	s = p.Stats()
+	fmt.Printf("after Close: dropped=%d (shutdown %d) pending=%d\n", s.Dropped, s.DroppedBy[producer.Shutdown], s.Pending)
+	// Output:
+	// accepted=3 confirmed=0 dropped=0 pending=3 buffered=3 capacity=100
+	// after Close: dropped=3 (shutdown 3) pending=0
+}

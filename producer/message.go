@@ -13,8 +13,15 @@ const (
 	Persistent uint8 = amqp.Persistent
 )
 
-// Message is one message to publish: a body and the AMQP properties.
+// Message is one message to publish: a body, the AMQP properties and,
+// optionally, its own routing key.
 type Message struct {
+	// RoutingKey, when set, is this message's routing key on the producer's
+	// exchange (WithExchange; on the default exchange of a queue producer it
+	// names the queue to deliver to, as given: it is not mapped through
+	// Client.QueueName). Empty: the producer's key. At most 255 bytes. OnDrop shows the key the message was (or would have been)
+	// published with.
+	RoutingKey      string
 	Body            []byte
 	Headers         amqp.Table
 	ContentType     string
@@ -23,7 +30,11 @@ type Message struct {
 	// stable one, "<producer prefix>-<n>", fixed when Publish accepts it: it
 	// is sent in Confirm mode (the same on every re-send, so consumers can
 	// de-duplicate) and shown to OnDrop. FireAndForget never re-sends, so it
-	// does not spend the bytes on the wire.
+	// does not spend the bytes on the wire. With mandatory on (the Confirm
+	// default), messages that share an ID are never in flight together: the
+	// broker's basic.return names a message only by its properties, so one
+	// waits until the other settles (a round trip), and an unroutable message
+	// is reported as exactly itself.
 	MessageID     string
 	CorrelationID string
 	ReplyTo       string
@@ -42,11 +53,12 @@ type Message struct {
 // envelope is what the ring holds: the message and the producer's bookkeeping.
 type envelope struct {
 	msg      Message
-	at       int64  // nanoseconds since the producer's epoch, when accepted
-	seq      uint64 // accept order, 1-based: the generated message ID
-	attempts uint16 // nacks so far
-	resent   bool   // published at least once before
-	epoch    uint8  // parity of the flush epoch it was accepted in (see flusher)
+	at       int64   // nanoseconds since the producer's epoch, when accepted
+	seq      uint64  // accept order, 1-based: the generated message ID
+	attempts uint16  // nacks so far
+	resent   bool    // published at least once before
+	epoch    uint8   // parity of the flush epoch it was accepted in (see flusher)
+	waiter   *waiter // PublishSync's, told when the message settles; nil for Publish
 }
 
 func (m *Message) publishing(defaultMode uint8) amqp.Publishing {

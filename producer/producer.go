@@ -159,7 +159,7 @@ func (p *Producer) Queue() string { return p.queue }
 // written) or reported through OnDrop.
 //
 // A message that cannot be encoded is refused at once with an error wrapping
-// ErrInvalidMessage that names the field: a short string (MessageID,
+// ErrInvalidMessage that names the field: a short string (RoutingKey, MessageID,
 // CorrelationID, ReplyTo, ContentType, ContentEncoding, Type, AppID, UserID,
 // Expiration) over 255 bytes, a header key over 255 bytes, a header value
 // of a type amqp091-go cannot write (see amqp091.Table.Validate; an int
@@ -172,6 +172,11 @@ func (p *Producer) Queue() string { return p.queue }
 // Do not modify or reuse them before then (a pooled buffer given to Publish
 // and reused at once corrupts the message); allocate a new slice per message.
 func (p *Producer) Publish(ctx context.Context, m Message) error {
+	return p.enqueue(ctx, m, nil)
+}
+
+// enqueue is Publish; w, when not nil, is told when the message settles.
+func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrInvalidArgument)
 	}
@@ -188,7 +193,7 @@ func (p *Producer) Publish(ctx context.Context, m Message) error {
 	}
 	// Counted pending for Flush before it becomes visible to the publisher;
 	// undone when the push fails.
-	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), epoch: p.flush.enter()}
+	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), epoch: p.flush.enter(), waiter: w}
 	if p.ring.TryPush(env) {
 		p.accepted.Add(1)
 		return nil
@@ -398,14 +403,31 @@ func (p *Producer) drop(env *envelope, r DropReason) {
 	for _, h := range p.hooks.dropped {
 		p.hookDropped(h, r)
 	}
-	if p.cfg.onDrop != nil {
+	if p.cfg.onDrop != nil || env.waiter != nil {
 		if env.msg.MessageID == "" {
 			env.msg.MessageID = p.newID(env.seq)
 		}
+		if env.msg.RoutingKey == "" {
+			env.msg.RoutingKey = p.routingKey()
+		}
+	}
+	if p.cfg.onDrop != nil {
 		p.callOnDrop(env.msg, r)
 	}
 	p.dropped[r].Add(1)
 	p.flush.leave(env.epoch)
+	if env.waiter != nil {
+		env.waiter.settle(p.dropError(&env.msg, r))
+	}
+}
+
+// routingKey is the producer's own routing key: WithExchange's, or the
+// queue's current name on the default exchange.
+func (p *Producer) routingKey() string {
+	if p.cfg.routingSet {
+		return p.key
+	}
+	return p.client.QueueName(p.queue)
 }
 
 func (p *Producer) callOnDrop(m Message, r DropReason) {
@@ -431,6 +453,9 @@ func (p *Producer) confirm(env *envelope) {
 		p.cause.Store(nil)
 	}
 	p.flush.leave(env.epoch)
+	if env.waiter != nil {
+		env.waiter.settle(nil)
+	}
 }
 
 func (p *Producer) newID(seq uint64) string {

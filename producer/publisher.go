@@ -28,6 +28,13 @@ type pubState struct {
 	replace  bool // a nack: replace the channel
 	acked    bool // the session had at least one ack (FireAndForget: a write)
 
+	// inFlightIDs holds the MessageID of every message in the flight when
+	// mandatory is on. A basic.return names its message only by its
+	// properties, so two messages with one ID in flight together (the same
+	// event to two routing keys) could have a return matched to the wrong
+	// one: a message whose ID is in flight waits until that one settles.
+	inFlightIDs map[string]struct{}
+
 	// The poison budget: the message (by seq) that was the first unconfirmed
 	// one when the broker last closed the channel or connection for a reason
 	// that points at a message, and how many such closes in a row, with no ack
@@ -102,7 +109,7 @@ func (p *Producer) run() {
 	if p.cfg.mode == Confirm {
 		inflight = p.cfg.maxInFlight
 	}
-	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}}
+	st := &pubState{fl: newFlight(inflight), returned: map[string]struct{}{}, inFlightIDs: map[string]struct{}{}}
 	p.st = st
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     p.cfg.reopenDelay,
@@ -235,6 +242,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			p.log.Info("producer: channel ended, unconfirmed messages will be published again first", "count", n)
 		}
 		clear(st.returned)
+		clear(st.inFlightIDs)
 		st.replace = false
 	}()
 
@@ -269,12 +277,18 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			continue
 		}
 		n := 0
+		held, heldID := false, ""
 		for n < maxBurst && !st.replace && st.canSend() {
 			env, ok := st.next(p)
 			if !ok {
 				break
 			}
 			if err := p.publish(ch, st, &env); err != nil {
+				if err == errSameID {
+					st.unshift(env) // published once the one in flight with its ID settles
+					held, heldID = true, env.msg.MessageID
+					break
+				}
 				if p.orphaned {
 					return
 				}
@@ -310,6 +324,11 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		if n > 0 {
 			continue
 		}
+		if held {
+			if _, inFlight := st.inFlightIDs[heldID]; !inFlight {
+				continue // settled meanwhile: no confirm is left to wait for
+			}
+		}
 		var wake <-chan struct{}
 		if st.canSend() && !st.hasResend() {
 			wake = p.ring.NotEmpty()
@@ -333,12 +352,22 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if env.msg.MessageID == "" && confirm { // FireAndForget never re-sends: no ID needed to de-duplicate
 		env.msg.MessageID = p.newID(env.seq)
 	}
+	if p.mandatory {
+		if _, dup := st.inFlightIDs[env.msg.MessageID]; dup {
+			return errSameID
+		}
+		st.inFlightIDs[env.msg.MessageID] = struct{}{}
+	}
 	if confirm {
 		st.fl.add(*env)
 	}
 	// As in unlocked, without a closure on the hot path.
 	p.stMu.Unlock()
-	err := ch.PublishWithContext(context.Background(), p.exchange, st.key, p.mandatory, false, env.msg.publishing(p.defaultMode))
+	key := st.key
+	if env.msg.RoutingKey != "" {
+		key = env.msg.RoutingKey
+	}
+	err := ch.PublishWithContext(context.Background(), p.exchange, key, p.mandatory, false, env.msg.publishing(p.defaultMode))
 	p.stMu.Lock()
 	if p.orphaned {
 		return errOrphaned // Close reported env and everything else
@@ -346,6 +375,9 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if err != nil {
 		if confirm {
 			*env = st.fl.unadd()
+		}
+		if p.mandatory {
+			delete(st.inFlightIDs, env.msg.MessageID)
 		}
 		return err
 	}
@@ -361,6 +393,9 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	return nil
 }
+
+// errSameID: a message with the same MessageID is in flight (see inFlightIDs).
+var errSameID = errors.New("producer: a message with this ID is in flight")
 
 // errOrphaned: Close took the publisher's state over during a network call.
 var errOrphaned = errors.New("producer: closed during a network call")
@@ -424,12 +459,14 @@ func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan a
 			p.confirm(&s.env)
 		}
 		s.done = true
+		delete(st.inFlightIDs, s.env.msg.MessageID)
 	default:
 		s.env.attempts++
 		p.noteCause(fmt.Errorf("producer: the broker nacked message %s (attempt %d of %d)", p.idOf(&s.env), s.env.attempts, p.cfg.retryBudget))
 		if int(s.env.attempts) >= p.cfg.retryBudget {
 			p.drop(&s.env, Nacked)
 			s.done = true
+			delete(st.inFlightIDs, s.env.msg.MessageID)
 		} else {
 			st.replace = true
 		}
@@ -456,6 +493,7 @@ func (p *Producer) channelClosed(st *pubState, e *amqp.Error) {
 			if s := st.fl.get(t); !s.done && int64(len(s.env.msg.Body)) > max {
 				p.drop(&s.env, TooLarge)
 				s.done = true
+				delete(st.inFlightIDs, s.env.msg.MessageID)
 			}
 		}
 		st.fl.advance()

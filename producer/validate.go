@@ -43,11 +43,11 @@ func (p *Producer) validate(m *Message) error {
 	// Any length over 255 sets a bit above the low 8 in the OR of them all:
 	// one test on the hot path, the field named only on the slow one.
 	if len(m.MessageID)|len(m.CorrelationID)|len(m.ReplyTo)|len(m.ContentType)|len(m.ContentEncoding)|
-		len(m.Type)|len(m.AppID)|len(m.UserID)|len(m.Expiration) > maxShortString {
+		len(m.Type)|len(m.AppID)|len(m.UserID)|len(m.Expiration)|len(m.RoutingKey) > maxShortString {
 		return longShortString(m)
 	}
 	if m.Headers == nil {
-		return nil // nine short strings of at most 255 bytes fit in any frame
+		return nil // nine short strings of at most 255 bytes fit in any frame (the routing key travels in the method frame)
 	}
 	size := len(m.MessageID) + len(m.CorrelationID) + len(m.ReplyTo) + len(m.ContentType) + len(m.ContentEncoding) +
 		len(m.Type) + len(m.AppID) + len(m.UserID) + len(m.Expiration) + 9
@@ -77,6 +77,7 @@ func longShortString(m *Message) error {
 		{"AppID", m.AppID},
 		{"UserID", m.UserID},
 		{"Expiration", m.Expiration},
+		{"RoutingKey", m.RoutingKey},
 	} {
 		if len(f.v) > maxShortString {
 			return fmt.Errorf("%w: %s of %d bytes, AMQP allows at most %d", ErrInvalidMessage, f.name, len(f.v), maxShortString)

@@ -2,7 +2,7 @@
 // over 200 messages, one of which makes the handler panic the first time it
 // is seen: the panic is recovered, the message redelivered and then acked.
 //
-//	make broker-start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/consumer
+//	scripts/broker.sh start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/consumer
 package main
 
 import (

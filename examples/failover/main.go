@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/c3ecadf2/lavinmq-go/lavinmq"
 	"github.com/c3ecadf2/lavinmq-go/producer"
 )
@@ -59,9 +61,10 @@ func (p printer) OnReconnectAttempt(ev lavinmq.ReconnectAttemptEvent) {
 	fmt.Fprintf(p.out, "  %s unreachable, next try in %v\n", ev.Endpoint, ev.Delay.Round(time.Millisecond))
 }
 
-// run publishes to a quorum queue (replicated on every node of a cluster; a
-// classic queue on a single broker works the same) until ctx ends, printing
-// one status line a second.
+// run declares a quorum queue (replicated on the nodes of a cluster, so it
+// outlives the node that fails; a single RabbitMQ node makes a one-member
+// quorum queue, and LavinMQ a durable queue) and publishes to it until ctx
+// ends, printing one status line a second.
 func run(ctx context.Context, urls []string, queue string, out io.Writer) error {
 	c, err := lavinmq.New(urls[0], lavinmq.WithFailover(urls[1:]...), lavinmq.WithHooks(printer{out}),
 		lavinmq.WithHeartbeat(time.Second), lavinmq.WithDialTimeout(time.Second))
@@ -69,7 +72,7 @@ func run(ctx context.Context, urls []string, queue string, out io.Writer) error 
 		return err
 	}
 	defer c.Close()
-	p, err := producer.New(c, queue, producer.WithDeclare(nil), producer.WithRetryBudget(100))
+	p, err := producer.New(c, queue, producer.WithDeclare(amqp.Table{"x-queue-type": "quorum"}), producer.WithRetryBudget(100))
 	if err != nil {
 		return err
 	}

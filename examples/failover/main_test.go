@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
@@ -60,6 +61,11 @@ func TestFailoverMovesToTheNextURL(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "lost "+hostA) {
 		t.Fatalf("the loss of the first endpoint was not reported:\n%s", out.String())
+	}
+	// The queue is the quorum queue the example says it is: declaring it
+	// again as one is equivalent (a classic queue would get 406).
+	if _, err := testbroker.Raw(t).QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("the example's queue is not a quorum queue: %v", err)
 	}
 	t.Logf("example output:\n%s", out.String())
 }

@@ -1,7 +1,7 @@
 // Command metrics serves Prometheus metrics on 127.0.0.1 while it publishes
 // and consumes, with the drop callback and every hook wired:
 //
-//	make broker-start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/metrics
+//	scripts/broker.sh start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/metrics
 //	curl -s 127.0.0.1:9464/metrics | grep ^lavinmq_
 package main
 

@@ -1,7 +1,7 @@
 // Command quickstart declares a queue, publishes ten messages in Confirm
 // mode, consumes them and closes: the whole SDK in the fewest lines.
 //
-//	make broker-start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/quickstart
+//	scripts/broker.sh start && LAVINMQ_URL=$(scripts/broker.sh url) go run ./examples/quickstart
 package main
 
 import (
