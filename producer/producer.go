@@ -273,16 +273,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if c := p.cause.Load(); c != nil {
-		return fmt.Errorf("producer: flush: %d messages pending: %w (last cause: %w)", n, err, c.err)
-	}
-	if blocked, _ := p.client.Blocked(); blocked {
-		return fmt.Errorf("producer: flush: %d messages pending: %w (the broker blocks the connection)", n, err)
-	}
-	if !p.client.Connected() {
-		return fmt.Errorf("producer: flush: %d messages pending: %w (not connected to the broker)", n, err)
-	}
-	return fmt.Errorf("producer: flush: %d messages pending: %w", n, err)
+	return p.pendingErr(fmt.Sprintf("producer: flush: %d messages pending", n), err)
 }
 
 // noteCause records a problem for Flush's error.

@@ -38,7 +38,7 @@ func (p *Producer) PublishSync(ctx context.Context, m Message) error {
 		return w.err
 	default:
 	}
-	return fmt.Errorf("producer: publish sync: accepted, not settled yet (it will be confirmed or reported through OnDrop)%s: %w", p.pendingWhy(), ctx.Err())
+	return p.pendingErr("producer: publish sync: accepted, not settled yet (it will be confirmed or reported through OnDrop)", ctx.Err())
 }
 
 // waiter is PublishSync's: settle stores the outcome and closes done, once
@@ -96,17 +96,18 @@ func (p *Producer) dropError(m *Message, r DropReason) *DropError {
 	return e
 }
 
-// pendingWhy names what holds messages up, for the error of a wait that
-// timed out: the last problem met, a blocked connection, or no connection.
-func (p *Producer) pendingWhy() string {
+// pendingErr wraps err (a wait's ctx error) with what holds messages up:
+// the last problem the publisher met (wrapped too, so an *amqp091.Error stays
+// reachable), a blocked connection, or no connection.
+func (p *Producer) pendingErr(what string, err error) error {
 	if c := p.cause.Load(); c != nil {
-		return fmt.Sprintf(" (last cause: %v)", c.err)
+		return fmt.Errorf("%s: %w (last cause: %w)", what, err, c.err)
 	}
 	if blocked, _ := p.client.Blocked(); blocked {
-		return " (the broker blocks the connection)"
+		return fmt.Errorf("%s: %w (the broker blocks the connection)", what, err)
 	}
 	if !p.client.Connected() {
-		return " (not connected to the broker)"
+		return fmt.Errorf("%s: %w (not connected to the broker)", what, err)
 	}
-	return ""
+	return fmt.Errorf("%s: %w", what, err)
 }
