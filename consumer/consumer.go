@@ -91,6 +91,7 @@ type session struct {
 	closes     chan *amqp.Error // buffered: amqp091 sends at most one error, then closes it
 	cancels    chan string      // buffered: one consumer per channel, so at most one basic.cancel
 	dead       atomic.Bool      // set by Run's goroutine before it closes ch
+	held       *job             // taken by the pump and not handed over when Run stopped; Run's goroutine only
 }
 
 // live reports whether Actions can still be applied on the session's channel.
@@ -259,6 +260,7 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	// and jobs of a lost channel are dropped as stale without running the
 	// handler.
 	jobs := make(chan job, k.cfg.workers())
+	cancelled := make(chan struct{}) // closed once the subscription is cancelled (or given up)
 	var workers sync.WaitGroup
 	for range k.cfg.workers() {
 		workers.Add(1)
@@ -266,6 +268,9 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 			defer workers.Done()
 			for j := range jobs {
 				if stopCtx.Err() != nil {
+					// Hand back only once the subscription is cancelled,
+					// else the broker could send it straight back to us.
+					<-cancelled
 					k.handBack(j)
 					continue
 				}
@@ -275,16 +280,34 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	}
 
 	s, err := k.loop(stopCtx, jobs)
-	// Graceful end: no more deliveries; hand back at once what was
-	// prefetched and not started, let the handlers in flight finish and
-	// apply their Actions on the still-open channel, then close it.
+	// Graceful end: cancel the subscription; hand back at once what was
+	// prefetched and not started (held by the pump, waiting in jobs for a
+	// busy worker, or still in amqp091-go's buffer); let the handlers in
+	// flight finish and apply their Actions on the still-open channel; then
+	// close it.
 	if s != nil && s.live() {
 		k.brokerCall(s, func() {
 			if cerr := s.ch.Cancel(s.tag, false); cerr != nil {
 				k.log.Debug("consumer: cancel subscription", "error", cerr)
 			}
-			// After cancel-ok amqp091 delivers what it still buffers, then
-			// closes the channel of deliveries (also on a channel close).
+		})
+	}
+	close(cancelled)
+	if s != nil && s.held != nil {
+		k.handBack(*s.held)
+	}
+	for drained := false; !drained; { // nothing sends on jobs any more
+		select {
+		case j := <-jobs:
+			k.handBack(j)
+		default:
+			drained = true
+		}
+	}
+	if s != nil && s.live() {
+		// After cancel-ok amqp091 delivers what it still buffers, then
+		// closes the channel of deliveries (so does a channel close).
+		k.brokerCall(s, func() {
 			for d := range s.deliveries {
 				k.handBack(job{s: s, d: d})
 			}
@@ -532,7 +555,7 @@ func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reaso
 			held, in, out = job{}, s.deliveries, nil
 		case <-ctx.Done():
 			if out != nil {
-				k.handBack(held)
+				s.held = &held // Run hands it back once the subscription is cancelled
 			}
 			return "", false
 		case <-lost:
