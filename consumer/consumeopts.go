@@ -54,7 +54,11 @@ func WithRequeueDelay(initial, max time.Duration) Option {
 // nothing is skipped and at most the prefetch count is handled twice.
 // StreamOffset returns that offset, for the application to store and pass
 // back here on its next start (as stored+1). Streams need a prefetch and
-// manual acks, which the consumer always uses; the broker does not requeue
+// manual acks, which the consumer always uses. Ack and NackDiscard settle a
+// delivery; NackRequeue (or a panic) does not, but the broker does not
+// redeliver stream messages at once: the next subscribe (after a loss) starts
+// from the lowest offset not settled, so later ones come again too. The broker
+// does not requeue
 // stream messages, so WithMaxRedeliveries does not apply and New refuses both.
 func WithStreamOffset(v any) Option {
 	return optionFunc(func(c *cfg) {

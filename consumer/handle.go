@@ -64,7 +64,9 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 	cancel()
 	k.apply(j, a)
 	k.handled(a, took)
-	k.streamDone(j, true)
+	// On a stream, NackRequeue (a handler that gave up, say on its ctx) is
+	// not settled: the next subscribe starts from it again.
+	k.streamDone(j, a == Ack || a == NackDiscard)
 }
 
 // handled calls HookHandled: for every delivery the handler ran on, with the
