@@ -53,7 +53,7 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 			k.failed.forget(key)
 		} else if n := max(k.failed.add(key), prior+1); n >= limit {
 			k.discard(j, key, n)
-			k.handled(a, took)
+			k.handled(NackDiscard, took)
 			k.streamDone(j, true)
 			cancel()
 			return
