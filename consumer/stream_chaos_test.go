@@ -19,7 +19,7 @@ import (
 // prefetch count twice, and a consumer from the stored offset starts exactly there.
 func TestChaosStreamResumesAcrossForcedCloseAndBrokerRestart(t *testing.T) {
 	url := testbroker.URL(t)
-	q, last := consumeStreamAcross(t, url, disruption{at: 3000, hold: true, do: testbroker.CloseAllConnections}, disruption{at: 6000, hold: true, do: func(t testing.TB) {
+	q, last := consumeStreamAcross(t, url, 0, disruption{at: 3000, hold: true, do: testbroker.CloseAllConnections}, disruption{at: 6000, hold: true, do: func(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		t0 := time.Now()

@@ -118,10 +118,10 @@ type disruption struct {
 }
 
 // consumeStreamAcross consumes a 10 000-message stream from "first" through
-// the disruptions; every offset must be handled, with at most the prefetch
+// the disruptions (offsets from base: RabbitMQ 0, LavinMQ 1); every offset must be handled, with at most the prefetch
 // count handled twice. It returns the stream and the consumer's last settled
 // offset.
-func consumeStreamAcross(t *testing.T, url string, steps ...disruption) (string, int64) {
+func consumeStreamAcross(t *testing.T, url string, base int64, steps ...disruption) (string, int64) {
 	const total = 10_000
 	q := streamQueue(t, url, total)
 	c := newClient(t, url, lavinmq.WithReconnectDelay(50*time.Millisecond, time.Second))
@@ -160,7 +160,7 @@ func consumeStreamAcross(t *testing.T, url string, steps ...disruption) (string,
 	}
 	testbroker.Eventually(t, 120*time.Second, "all 10 000 offsets handled", func() bool { return o.distinct() >= total })
 	time.Sleep(200 * time.Millisecond)
-	missing, dups := o.check(0, total-1)
+	missing, dups := o.check(base, base+total-1)
 	if len(missing) > 0 {
 		t.Fatalf("%d offsets never handled, first %v", len(missing), missing[:min(len(missing), 10)])
 	}
@@ -168,8 +168,8 @@ func consumeStreamAcross(t *testing.T, url string, steps ...disruption) (string,
 		t.Fatalf("%d offsets handled twice, want at most the prefetch %d", dups, streamPrefetch)
 	}
 	last, ok := k.StreamOffset()
-	if !ok || last != total-1 {
-		t.Fatalf("StreamOffset() = %d, %v; want %d", last, ok, total-1)
+	if !ok || last != base+total-1 {
+		t.Fatalf("StreamOffset() = %d, %v; want %d", last, ok, base+total-1)
 	}
 	s := k.Stats()
 	if s.Resubscribes < uint64(len(steps)) {
@@ -185,7 +185,7 @@ func consumeStreamAcross(t *testing.T, url string, steps ...disruption) (string,
 // last offset it handled, neither from "first" again nor from "next".
 func TestStreamResumesAfterForcedClose(t *testing.T) {
 	url := testbroker.URL(t)
-	q, last := consumeStreamAcross(t, url,
+	q, last := consumeStreamAcross(t, url, 0,
 		disruption{at: 3000, hold: true, do: testbroker.CloseAllConnections},
 		disruption{at: 6000, hold: true, do: testbroker.CloseAllConnections})
 	streamStartsAt(t, url, q, last-4999, last-4999)
