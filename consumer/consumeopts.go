@@ -29,10 +29,13 @@ const (
 // NackRequeue (default DefaultMaxRedeliveries; 0 turns the limit off). The
 // handler is not called for it more than n times. Failures are counted from
 // the broker's x-delivery-count header where the queue has one (RabbitMQ
-// quorum queues, LavinMQ; it counts every return to the queue, a lost
-// connection's too), and otherwise by the consumer itself, keyed by message ID
-// or, without one, by a hash of the body, in a bounded record that survives
-// reconnects (not a restart of the process). Each discard is counted in
+// quorum queues; LavinMQ queues with x-delivery-limit, which leave it out of
+// the first delivery; it counts every return to the queue, a lost
+// connection's too), and by the consumer itself, keyed by message ID or,
+// without one, by a hash of the exchange, routing key and body (identical
+// messages without an ID share a count), in a bounded record (10 000
+// messages) that survives reconnects, not a restart of the process; the higher
+// of the two counts. Each discard is counted in
 // Stats().Discarded, reported to HookDiscarded and logged once.
 func WithMaxRedeliveries(n int) Option {
 	return optionFunc(func(c *cfg) { c.maxRedeliveries, c.maxRedeliveriesSet = n, true })
