@@ -54,7 +54,10 @@ func WithRequeueDelay(initial, max time.Duration) Option {
 // records the offset of each delivery its handler has finished
 // (Delivery.StreamOffset) and, after a reconnect, a channel error or a broker
 // cancel, subscribes again from the offset after the last one finished, so
-// nothing is skipped and at most the prefetch count is handled twice.
+// nothing is skipped and at most the prefetch count is handled twice. Lost
+// before anything arrived, a consumer of "next" or "last" resubscribes from
+// the time of its first subscribe less a second (the broker keeps seconds),
+// not from "next" again, which would skip what was published meanwhile.
 // StreamOffset returns that offset, for the application to store and pass
 // back here on its next start (as stored+1). Streams need a prefetch and
 // manual acks, which the consumer always uses. Ack and NackDiscard settle a

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -33,6 +34,7 @@ type streamState struct {
 	skipped int64         // lowest offset taken and not handled; -1 none
 	settled int64         // last offset finished with every earlier one; -1 unknown
 	any     bool          // something was taken on the current session
+	started time.Time     // first subscribe, for "next" and "last"
 }
 
 func newStreamState(from any) *streamState {
@@ -69,6 +71,16 @@ func (st *streamState) start(s *session) any {
 	if next := st.resumeLocked(); next >= 0 {
 		st.from = next
 		st.settled = next - 1
+	} else if w, ok := st.from.(string); ok && (w == "next" || w == "last") {
+		if st.cur == nil {
+			st.started = time.Now()
+		} else {
+			// Lost before anything arrived: "next" again would skip what
+			// was published meanwhile. Resume from the first subscribe's
+			// time instead (seconds, as the broker keeps it, less a second
+			// for clock skew): a few duplicates, never a loss.
+			st.from = st.started.Truncate(time.Second).Add(-time.Second)
+		}
 	}
 	st.cur = s
 	clear(st.pending)

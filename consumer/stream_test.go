@@ -2,7 +2,9 @@ package consumer_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,4 +212,38 @@ func streamStartsAt(t *testing.T, url, q string, from, want int64) {
 		t.Fatalf("subscribed from offset %d: first delivery has offset %d, want %d", from, o.first, want)
 	}
 	t.Logf("from stored offset %d: first delivery offset %d", from, o.first)
+}
+
+// TestStreamFromNextLosesNothingPublishedDuringAnOutage: a consumer from
+// "next" loses its connection before anything arrived; what is published
+// while it is cut off is delivered once it is back (subscribing from "next"
+// again would skip it).
+func TestStreamFromNextLosesNothingPublishedDuringAnOutage(t *testing.T) {
+	url := testbroker.URL(t)
+	q := streamQueue(t, url, 10) // older messages, not wanted from "next"
+	// The fallback resumes from the subscribe's second less one (the broker
+	// keeps timestamps in seconds): subscribe more than 2 s after them.
+	time.Sleep(2100 * time.Millisecond)
+	p := testbroker.NewProxy(t)
+	c := newClient(t, p.URL, lavinmq.WithReconnectDelay(20*time.Millisecond, 200*time.Millisecond))
+	var logs testbroker.LogBuffer
+	k, err := consumer.New(c, q, consumer.WithStreamOffset("next"), consumer.WithRetryDelay(20*time.Millisecond, 200*time.Millisecond),
+		consumer.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got received
+	run(t, k, func(_ context.Context, d consumer.Delivery) consumer.Action { got.add(d); return consumer.Ack })
+	testbroker.Eventually(t, 10*time.Second, "the stream consumer subscribed", func() bool {
+		return strings.Contains(logs.String(), "consumer: subscribed")
+	})
+	p.Disable()
+	during := bodies("during", 5)
+	publish(t, q, during...)
+	p.Enable()
+	testbroker.Eventually(t, 15*time.Second, "the messages published during the outage", func() bool { return got.has(during...) })
+	if got.has("0") {
+		t.Fatal("a message published before the \"next\" subscribe was delivered")
+	}
+	t.Logf("from \"next\": %d deliveries after the outage, the %d published during it among them; stats %+v", len(got.bodies), len(during), k.Stats())
 }
