@@ -241,11 +241,6 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	stopOnClose := context.AfterFunc(k.closeCtx, cancel)
 	defer stopOnClose()
 
-	// jobs is buffered up to prefetch (the most a channel has unacked) so that
-	// Run's goroutine hands deliveries over in bursts; the workers, not the
-	// buffer, bound the handlers running at once. Jobs still buffered when Run
-	// stops are skipped (the channel close requeues them), and jobs of a lost
-	// channel are dropped as stale without running the handler.
 	// The handlers' ctx: Run's, cancelled also when a Close's ctx ends.
 	hctx, hcancel := context.WithCancel(ctx)
 	defer hcancel()
