@@ -33,8 +33,10 @@ type Consumer struct {
 
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
-	abandon     chan struct{} // closed when a Close's ctx ends: Run stops waiting for the broker
-	abandonOnce sync.Once
+	// abandon is cancelled when a Close's ctx ends: the handlers' ctx is
+	// cancelled and Run stops waiting for the broker.
+	abandon       context.Context
+	abandonCancel context.CancelFunc
 
 	unregister func()      // takes Close off the client's close list
 	byClient   atomic.Bool // Close came from the client's Close
@@ -42,21 +44,33 @@ type Consumer struct {
 	mu      sync.Mutex
 	runDone chan struct{} // closed when the active Run returns; nil when none is active
 
-	stats counters
+	stats  counters
+	failed failures     // own failure record for WithMaxRedeliveries
+	stream *streamState // nil unless WithStreamOffset
+
+	subMu  sync.Mutex
+	subErr error // the last subscribe attempt's error; nil once subscribed
 }
 
 type counters struct {
 	delivered, acked, nackedRequeue, nackedDiscard atomic.Uint64
 	panics, staleAcks, resubscribes                atomic.Uint64
+	discarded, handedBack                          atomic.Uint64
 	inFlight                                       atomic.Int64
 }
 
 // Stats is a snapshot of a Consumer's counters.
 type Stats struct {
-	Delivered     uint64 // deliveries handed to the handler
-	Acked         uint64 // Ack applied on the broker
-	NackedRequeue uint64 // NackRequeue applied (including panics, unless WithRequeueOnPanic(false))
-	NackedDiscard uint64 // NackDiscard applied
+	Delivered uint64 // deliveries handed to the handler
+	// Acked, NackedRequeue and NackedDiscard count Actions written on the
+	// delivery's channel while it was open, and found still open right after
+	// the write. An Action written just before a connection dies may still be
+	// lost on the way (the broker then redelivers): at-least-once.
+	Acked         uint64
+	NackedRequeue uint64 // NackRequeue sent (including panics, unless WithRequeueOnPanic(false))
+	NackedDiscard uint64 // NackDiscard sent by the handler's choice (or a panic with WithRequeueOnPanic(false))
+	Discarded     uint64 // NackDiscard sent by WithMaxRedeliveries (not in NackedDiscard)
+	HandedBack    uint64 // prefetched deliveries no handler started, requeued at shutdown
 	Panics        uint64 // handler panics recovered
 	StaleAcks     uint64 // Actions dropped because the delivery's channel was gone; the broker redelivers
 	Resubscribes  uint64 // subscriptions made again after the first one
@@ -68,6 +82,8 @@ type Stats struct {
 // channel only, never on a later one (a foreign delivery tag is a 406 that
 // closes the channel).
 type session struct {
+	ctx        context.Context // cancelled by endSession: the handlers of its deliveries stop
+	cancel     context.CancelFunc
 	cn         *lavinmq.Conn
 	ch         *amqp.Channel
 	tag        string
@@ -75,6 +91,7 @@ type session struct {
 	closes     chan *amqp.Error // buffered: amqp091 sends at most one error, then closes it
 	cancels    chan string      // buffered: one consumer per channel, so at most one basic.cancel
 	dead       atomic.Bool      // set by Run's goroutine before it closes ch
+	held       *job             // taken by the pump and not handed over when Run stopped; Run's goroutine only
 }
 
 // live reports whether Actions can still be applied on the session's channel.
@@ -118,15 +135,20 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	actx, acancel := context.WithCancel(context.Background())
 	k := &Consumer{
-		client:      c,
-		queue:       queue,
-		cfg:         cf,
-		log:         cf.logger.With("queue", queue),
-		tagBase:     cf.tagPrefix + "-" + strconv.FormatUint(rand.Uint64(), 36),
-		closeCtx:    ctx,
-		closeCancel: cancel,
-		abandon:     make(chan struct{}),
+		client:        c,
+		queue:         queue,
+		cfg:           cf,
+		log:           cf.logger.With("queue", queue),
+		tagBase:       cf.tagPrefix + "-" + strconv.FormatUint(rand.Uint64(), 36),
+		closeCtx:      ctx,
+		closeCancel:   cancel,
+		abandon:       actx,
+		abandonCancel: acancel,
+	}
+	if cf.streamSet {
+		k.stream = newStreamState(cf.streamOffset)
 	}
 	// Closing the client closes the consumer first: Run lets its handlers
 	// finish and applies their Actions before the connection goes.
@@ -136,6 +158,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Consumer, error) {
 	})
 	if err != nil {
 		cancel()
+		acancel()
 		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	k.unregister = remove
@@ -152,6 +175,8 @@ func (k *Consumer) Stats() Stats {
 		Acked:         k.stats.acked.Load(),
 		NackedRequeue: k.stats.nackedRequeue.Load(),
 		NackedDiscard: k.stats.nackedDiscard.Load(),
+		Discarded:     k.stats.discarded.Load(),
+		HandedBack:    k.stats.handedBack.Load(),
 		Panics:        k.stats.panics.Load(),
 		StaleAcks:     k.stats.staleAcks.Load(),
 		Resubscribes:  k.stats.resubscribes.Load(),
@@ -162,13 +187,26 @@ func (k *Consumer) Stats() Stats {
 // Run subscribes to the queue and calls h for every delivery, on up to
 // min(concurrency, prefetch) goroutines, applying the Action h returns. It
 // subscribes again after every loss. It blocks until ctx ends (and returns
-// ctx.Err()) or Close is called (and returns nil), and in both cases returns
-// only after the handlers in flight have finished and their Actions have been
-// applied. If the Client is closed under it, Run returns an error wrapping
-// lavinmq.ErrClosed.
+// ctx.Err()) or Close is called (and returns nil), and in both cases hands
+// back at once (nack with requeue) the prefetched deliveries no handler has
+// started, and returns after the handlers in flight have finished and their
+// Actions have been applied. If the Client is closed under it, Run returns an
+// error wrapping lavinmq.ErrClosed; if the broker refuses WithDeclare's
+// declaration as inequivalent, an error wrapping ErrDeclare.
 //
-// Handlers get ctx. Run fails at once with ErrNilHandler, ErrRunning (another
-// Run is active) or ErrClosed (after Close).
+// Stopping: Close(ctx) is the clean stop (Run returns nil, as
+// http.Server.Shutdown makes ListenAndServe return ErrServerClosed); cancelling
+// Run's ctx is a normal end too, and Run then returns ctx.Err()
+// (context.Canceled or context.DeadlineExceeded), which is not a failure.
+// Any other error is.
+//
+// A subscribe that fails (no such queue, access refused) is retried with
+// backoff; SubscribeErr and HookSubscribeFailed say why.
+//
+// Handlers get a ctx derived from ctx, cancelled too when their delivery's
+// channel is gone and when the ctx of a Close ends (see Handler). Run fails at
+// once with ErrNilHandler, ErrRunning (another Run is active) or ErrClosed
+// (after Close).
 func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return ErrNilHandler
@@ -203,12 +241,21 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 	stopOnClose := context.AfterFunc(k.closeCtx, cancel)
 	defer stopOnClose()
 
-	// jobs is buffered up to prefetch (the most a channel has unacked) so that
-	// Run's goroutine hands deliveries over in bursts; the workers, not the
-	// buffer, bound the handlers running at once. Jobs still buffered when Run
-	// stops are skipped (the channel close requeues them), and jobs of a lost
-	// channel are dropped as stale without running the handler.
-	jobs := make(chan job, k.cfg.prefetch)
+	// The handlers' ctx: Run's, cancelled also when a Close's ctx ends.
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	stopOnAbandon := context.AfterFunc(k.abandon, hcancel)
+	defer stopOnAbandon()
+
+	// jobs holds as many deliveries as there are workers, no more: the rest
+	// of the prefetch waits in amqp091-go's own (growing, not preallocated)
+	// buffer, so an idle consumer with a large prefetch costs little memory
+	// and a stop finds the unstarted deliveries in one place to hand back.
+	// Jobs still buffered when Run stops are handed back (nack with requeue),
+	// and jobs of a lost channel are dropped as stale without running the
+	// handler.
+	jobs := make(chan job, k.cfg.workers())
+	cancelled := make(chan struct{}) // closed once the subscription is cancelled (or given up)
 	var workers sync.WaitGroup
 	for range k.cfg.workers() {
 		workers.Add(1)
@@ -216,21 +263,48 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 			defer workers.Done()
 			for j := range jobs {
 				if stopCtx.Err() != nil {
+					// Hand back only once the subscription is cancelled,
+					// else the broker could send it straight back to us.
+					<-cancelled
+					k.handBack(j)
 					continue
 				}
-				k.handle(ctx, h, j)
+				k.handle(hctx, h, j)
 			}
 		}()
 	}
 
 	s, err := k.loop(stopCtx, jobs)
-	// Graceful end: no more deliveries, let the handlers in flight finish and
-	// apply their Actions on the still-open channel, then close it (the
-	// broker requeues whatever was prefetched but not handled).
+	// Graceful end: cancel the subscription; hand back at once what was
+	// prefetched and not started (held by the pump, waiting in jobs for a
+	// busy worker, or still in amqp091-go's buffer); let the handlers in
+	// flight finish and apply their Actions on the still-open channel; then
+	// close it.
 	if s != nil && s.live() {
 		k.brokerCall(s, func() {
 			if cerr := s.ch.Cancel(s.tag, false); cerr != nil {
 				k.log.Debug("consumer: cancel subscription", "error", cerr)
+			}
+		})
+	}
+	close(cancelled)
+	if s != nil && s.held != nil {
+		k.handBack(*s.held)
+	}
+	for drained := false; !drained; { // nothing sends on jobs any more
+		select {
+		case j := <-jobs:
+			k.handBack(j)
+		default:
+			drained = true
+		}
+	}
+	if s != nil && s.live() {
+		// After cancel-ok amqp091 delivers what it still buffers, then
+		// closes the channel of deliveries (so does a channel close).
+		k.brokerCall(s, func() {
+			for d := range s.deliveries {
+				k.handBack(job{s: s, d: d})
 			}
 		})
 	}
@@ -263,6 +337,9 @@ func (k *Consumer) Run(ctx context.Context, h Handler) error {
 // answers and returns at once; the call still waiting is left on its own
 // goroutine, which ends when the broker answers or the connection closes
 // (Client.Close closes it within its close timeout).
+//
+// When ctx ends, the handlers' ctx is cancelled too: handlers that honour it
+// return and Run returns right after them.
 func (k *Consumer) Close(ctx context.Context) error {
 	k.closeCancel()
 	k.unregister()
@@ -279,7 +356,7 @@ func (k *Consumer) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		k.abandonOnce.Do(func() { close(k.abandon) })
+		k.abandonCancel()
 		return ctx.Err()
 	}
 }
@@ -297,7 +374,7 @@ func (k *Consumer) brokerCall(s *session, f func()) {
 	select {
 	case <-done:
 	case <-s.cn.Done():
-	case <-k.abandon:
+	case <-k.abandon.Done():
 	}
 }
 
@@ -327,6 +404,12 @@ func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (_ *session, err e
 				k.log.Error("consumer: client closed, stopping", "error", err)
 				return nil, fmt.Errorf("consumer: queue %q: %w", k.queue, err)
 			}
+			if errors.Is(err, ErrDeclare) {
+				k.log.Error("consumer: declaration refused, stopping", "error", err)
+				k.subscribeFailed(err, attempt)
+				return nil, err
+			}
+			k.subscribeFailed(err, attempt)
 			delay := b.NextBackOff()
 			if notFound(err) {
 				declare = k.cfg.declare
@@ -341,6 +424,7 @@ func (k *Consumer) loop(ctx context.Context, jobs chan<- job) (_ *session, err e
 		}
 		declare, attempt = false, 0
 		b.Reset()
+		k.setSubErr(nil)
 		if subscribed {
 			k.stats.resubscribes.Add(1)
 			k.log.Info("consumer: resubscribed", "tag", s.tag, "generation", s.cn.Generation(), "downtime", time.Since(lostAt))
@@ -395,8 +479,7 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 		return nil, nil, err
 	}
 	if declare {
-		q := lavinmq.Queue{Name: k.queue, Durable: true, Args: k.cfg.declareArgs}
-		if _, err := k.client.DeclareQueue(ctx, q); err != nil {
+		if err := k.declare(ctx); err != nil {
 			return nil, cn, err
 		}
 	}
@@ -404,7 +487,10 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 	if err != nil {
 		return nil, cn, err
 	}
+	sctx, scancel := context.WithCancel(context.Background())
 	s := &session{
+		ctx:     sctx,
+		cancel:  scancel,
 		cn:      cn,
 		ch:      ch,
 		tag:     k.tagBase + "-" + strconv.FormatUint(k.tagSeq.Add(1), 10),
@@ -416,7 +502,11 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 		return nil, cn, fmt.Errorf("qos: %w", err)
 	}
 	// A server-named queue may have a new name after a reconnect.
-	s.deliveries, err = ch.Consume(k.client.QueueName(k.queue), s.tag, false, false, false, false, nil)
+	var from any
+	if k.stream != nil {
+		from = k.stream.start(s)
+	}
+	s.deliveries, err = ch.Consume(k.client.QueueName(k.queue), s.tag, false, k.cfg.exclusive, false, false, k.cfg.consumeTable(from))
 	if err != nil {
 		k.endSession(s)
 		return nil, cn, fmt.Errorf("consume: %w", err)
@@ -428,6 +518,7 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 // closes the channel (the broker requeues its unacknowledged deliveries).
 func (k *Consumer) endSession(s *session) {
 	s.dead.Store(true)
+	s.cancel()
 	k.brokerCall(s, func() { _ = s.ch.Close() }) // ErrClosed when the channel or connection is already gone
 }
 
@@ -453,10 +544,14 @@ func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reaso
 					return "delivery channel closed", false
 				}
 			}
+			k.streamTake(s, &d)
 			held, in, out = job{s: s, d: d}, nil, jobs
 		case out <- held:
 			held, in, out = job{}, s.deliveries, nil
 		case <-ctx.Done():
+			if out != nil {
+				s.held = &held // Run hands it back once the subscription is cancelled
+			}
 			return "", false
 		case <-lost:
 			return "connection lost", false

@@ -58,10 +58,18 @@ type Delivery struct {
 	DeliveryMode    uint8 // 1 transient, 2 persistent
 	Priority        uint8
 	Timestamp       time.Time
+
+	// StreamOffset is the offset of the message in a stream queue (its
+	// x-stream-offset header), or -1 when the queue is not a stream.
+	StreamOffset int64
 }
 
-// Handler processes one delivery and says what to do with it. It gets the ctx
-// given to Run. A panic is recovered and turns into NackRequeue (or
+// Handler processes one delivery and says what to do with it. Its ctx is
+// derived from Run's ctx and is also cancelled when the delivery's channel is
+// gone (a lost connection, a channel error: its Action cannot be sent any more
+// and the broker redelivers the message) and when the ctx of a Close ends, so
+// a long handler can stop early; its Action is then dropped as stale, or
+// applied if the channel is still live. A panic is recovered and turns into NackRequeue (or
 // NackDiscard, see WithRequeueOnPanic). An Action other than the three
 // defined ones is treated as NackRequeue.
 type Handler func(ctx context.Context, d Delivery) Action
@@ -87,5 +95,6 @@ func newDelivery(queue string, d *amqp.Delivery) Delivery {
 		DeliveryMode:    d.DeliveryMode,
 		Priority:        d.Priority,
 		Timestamp:       d.Timestamp,
+		StreamOffset:    streamOffsetOf(d.Headers),
 	}
 }

@@ -38,8 +38,20 @@
 // min(WithConcurrency, WithPrefetch) goroutines, so no more than prefetch
 // handlers ever run at once, not even right after a reconnect.
 //
-// Run returns when its ctx ends or Close is called, and only after the
-// handlers in flight have finished and their Actions have been applied; every
-// goroutine the consumer starts has ended by then. Stats and the hooks
-// (WithHooks) report deliveries, Actions, panics, stale acks and resubscribes.
+// A delivery that fails again and again (a poison message) is requeued after
+// a growing delay and discarded after WithMaxRedeliveries failures (default
+// 20), so that a dead-letter exchange gets it. A stream queue is consumed with
+// WithStreamOffset, and resumed after every loss from the offset after the
+// last one settled (StreamOffset).
+//
+// Run returns when its ctx ends or Close is called: it hands the prefetched
+// deliveries no handler started back to the queue at once, and returns after
+// the handlers in flight have finished and their Actions have been applied
+// (when the ctx of Close ends first, the handlers' ctx is cancelled); every
+// goroutine the consumer starts has ended by then. Close is the clean stop
+// (Run returns nil); a cancelled ctx is a normal end too (Run returns
+// ctx.Err()). A handler's ctx is also cancelled when its delivery's channel is
+// gone. SubscribeErr says why a consumer does not consume. Stats and the hooks
+// (WithHooks) report deliveries, Actions, discards, panics, stale acks,
+// subscribe failures and resubscribes.
 package consumer

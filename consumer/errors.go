@@ -12,4 +12,12 @@ var (
 	ErrRunning = errors.New("consumer: already running")
 	// ErrClosed is returned by Run after Close.
 	ErrClosed = errors.New("consumer: closed")
+	// ErrDeclare is returned by Run when the broker refuses WithDeclare's
+	// declaration as inequivalent to the existing queue (406
+	// PRECONDITION_FAILED) or locked by another connection (405
+	// RESOURCE_LOCKED): a configuration error that retrying cannot fix. The
+	// *amqp091.Error stays reachable with errors.As.
+	ErrDeclare = errors.New("consumer: queue declaration refused")
+
+	errWrittenToClosed = errors.New("consumer: ack written to a channel already closed")
 )

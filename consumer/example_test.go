@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/c3ecadf2/lavinmq-go/consumer"
 	"github.com/c3ecadf2/lavinmq-go/lavinmq"
@@ -48,4 +51,48 @@ func ExampleConsumer_Run() {
 		return consumer.Ack
 	})
 	fmt.Println("stopped:", err, k.Stats())
+}
+
+// A stream consumer that resumes where the previous run of the program
+// stopped: it stores the last settled offset and passes offset+1 back.
+func ExampleWithStreamOffset() {
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:5672/")
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	var from any = "first"
+	if stored, ok := loadOffset(); ok {
+		from = stored + 1
+	}
+	k, err := consumer.New(c, "events", consumer.WithStreamOffset(from), consumer.WithPrefetch(200))
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err = k.Run(ctx, func(ctx context.Context, d consumer.Delivery) consumer.Action {
+		fmt.Printf("event %d: %s\n", d.StreamOffset, d.Body)
+		return consumer.Ack
+	})
+	if off, ok := k.StreamOffset(); ok {
+		saveOffset(off)
+	}
+	fmt.Println("stopped:", err) // context.Canceled after Ctrl-C: the normal end
+}
+
+// offsetFile is where this example keeps the offset between runs.
+func offsetFile() string { return filepath.Join(os.TempDir(), "events.offset") }
+
+func loadOffset() (int64, bool) {
+	b, err := os.ReadFile(offsetFile())
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil
+}
+
+func saveOffset(off int64) {
+	_ = os.WriteFile(offsetFile(), []byte(strconv.FormatInt(off, 10)), 0o600)
 }

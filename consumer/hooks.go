@@ -16,9 +16,12 @@ import (
 // HookDelivered is called when a delivery is handed to the handler.
 type HookDelivered interface{ OnDelivered(queue string) }
 
-// HookHandled is called after the handler returned (or panicked) with the
-// Action applied and the time the handler took. It is called for stale
-// deliveries too; HookStaleAck says which ones did not reach the broker.
+// HookHandled is called after the handler returned (or panicked), for every
+// delivery the handler ran on, with the Action it chose (NackDiscard when
+// WithMaxRedeliveries discarded it) and the time the handler took. It is
+// called whether or not the Action reached the broker: HookStaleAck says which
+// ones did not. Deliveries the handler never ran on (stale before it started,
+// handed back at shutdown, discarded before the call) do not reach it.
 type HookHandled interface {
 	OnHandled(queue string, a Action, d time.Duration)
 }
@@ -35,6 +38,18 @@ type HookStaleAck interface{ OnStaleAck(queue string) }
 // HookResubscribed is called each time the consumer has subscribed again
 // after losing its subscription (connection loss, channel error, basic.cancel).
 type HookResubscribed interface{ OnResubscribed(queue string) }
+
+// HookDiscarded is called when the consumer discards a delivery by itself
+// (NackDiscard), with the reason: ReasonMaxRedeliveries.
+type HookDiscarded interface{ OnDiscarded(queue, reason string) }
+
+// HookSubscribeFailed is called by Run's goroutine each time a subscribe
+// attempt fails (no such queue, access refused, an exclusive consumer...),
+// with the attempt number since the last success; Run retries with backoff.
+// SubscribeErr returns the same error.
+type HookSubscribeFailed interface {
+	OnSubscribeFailed(queue string, err error, attempt int)
+}
 
 // eachHook calls f with every hook value. A hook that panics is recovered
 // and logged; the goroutine that called it (a handler worker or Run's loop)
@@ -58,7 +73,7 @@ func (k *Consumer) callHook(f func(any), h any) {
 // that implements none (a misspelt method) would silently do nothing.
 func isHook(h any) bool {
 	switch h.(type) {
-	case HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed:
+	case HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed:
 		return true
 	}
 	return false

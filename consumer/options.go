@@ -32,6 +32,16 @@ type cfg struct {
 	retryMax       time.Duration
 	logger         *slog.Logger
 	hooks          []any
+
+	maxRedeliveries    int           // 0: no limit
+	requeueDelay       time.Duration // first delay before a requeue; doubles per failure
+	requeueDelayMax    time.Duration
+	streamOffset       any // set by WithStreamOffset (streamSet)
+	streamSet          bool
+	maxRedeliveriesSet bool
+	priority           *int32
+	exclusive          bool
+	consumeArgs        amqp.Table
 }
 
 func defaultConfig() cfg {
@@ -43,6 +53,10 @@ func defaultConfig() cfg {
 		retryInitial:   DefaultRetryInitialDelay,
 		retryMax:       DefaultRetryMaxDelay,
 		logger:         slog.New(slog.DiscardHandler),
+
+		maxRedeliveries: DefaultMaxRedeliveries,
+		requeueDelay:    DefaultRequeueDelay,
+		requeueDelayMax: DefaultRequeueDelayMax,
 	}
 }
 
@@ -68,12 +82,15 @@ func (c *cfg) validate() error {
 	if err := c.declareArgs.Validate(); err != nil {
 		return fmt.Errorf("%w: queue arguments: %w", ErrInvalidConfig, err)
 	}
+	if err := c.validateExtra(); err != nil {
+		return err
+	}
 	for i, h := range c.hooks {
 		if h == nil {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
 		}
 		if !isHook(h) {
-			return fmt.Errorf("%w: hook %d (%T) implements none of the consumer's hook interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed)", ErrInvalidConfig, i, h)
+			return fmt.Errorf("%w: hook %d (%T) implements none of the consumer's hook interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed)", ErrInvalidConfig, i, h)
 		}
 	}
 	return nil

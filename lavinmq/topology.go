@@ -286,6 +286,19 @@ func (c *Client) QueueName(name string) string {
 	return c.topo.nameLocked(name)
 }
 
+// RecordedQueue returns the declaration of queue (by its key or current
+// name) as the application recorded it through DeclareQueue, and whether
+// there is one. The consumer package uses it so that its own declaration
+// never replaces the application's.
+func (c *Client) RecordedQueue(name string) (Queue, bool) {
+	c.topo.mu.Lock()
+	defer c.topo.mu.Unlock()
+	if r := c.topo.queueLocked(name); r != nil {
+		return r.decl, true
+	}
+	return Queue{}, false
+}
+
 // ConsumeStarted tells the client that one more consumer on this client
 // consumes queue (by its key or current name). The consumer package calls
 // it; an application that consumes with its own channels may too. See

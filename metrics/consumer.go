@@ -16,6 +16,8 @@ type consumerMetrics struct {
 	staleAcks    *prometheus.CounterVec
 	resubscribes *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
+	discarded    *prometheus.CounterVec
+	subFailures  *prometheus.CounterVec
 }
 
 func (m *consumerMetrics) init() []prometheus.Collector {
@@ -27,7 +29,9 @@ func (m *consumerMetrics) init() []prometheus.Collector {
 	m.staleAcks = counterVec(sub, "stale_acks_total", "Acks and nacks not applied because the delivery's channel was gone; the broker redelivers.", "queue")
 	m.resubscribes = counterVec(sub, "resubscribes_total", "Subscriptions made again after a lost connection, channel error or basic.cancel.", "queue")
 	m.duration = histogramVec(sub, "handler_duration_seconds", "Time the handler took per delivery.", latencyBuckets, "queue")
-	return []prometheus.Collector{m.deliveries, m.acks, m.nacks, m.panics, m.staleAcks, m.resubscribes, m.duration}
+	m.discarded = counterVec(sub, "discarded_total", "Deliveries the consumer discarded by itself (reason max_redeliveries); also in nacks_total{reason=\"discard\"}.", "queue", "reason")
+	m.subFailures = counterVec(sub, "subscribe_failures_total", "Failed subscribe attempts (no such queue, access refused...); retried with backoff.", "queue")
+	return []prometheus.Collector{m.deliveries, m.acks, m.nacks, m.panics, m.staleAcks, m.resubscribes, m.duration, m.discarded, m.subFailures}
 }
 
 // OnDelivered implements consumer.HookDelivered.
@@ -59,10 +63,22 @@ func (m *Metrics) OnResubscribed(queue string) {
 	m.consumer.resubscribes.WithLabelValues(label(queue)).Inc()
 }
 
+// OnDiscarded implements consumer.HookDiscarded.
+func (m *Metrics) OnDiscarded(queue, reason string) {
+	m.consumer.discarded.WithLabelValues(label(queue), reason).Inc()
+}
+
+// OnSubscribeFailed implements consumer.HookSubscribeFailed.
+func (m *Metrics) OnSubscribeFailed(queue string, _ error, _ int) {
+	m.consumer.subFailures.WithLabelValues(label(queue)).Inc()
+}
+
 var (
-	_ consumer.HookDelivered    = (*Metrics)(nil)
-	_ consumer.HookHandled      = (*Metrics)(nil)
-	_ consumer.HookPanic        = (*Metrics)(nil)
-	_ consumer.HookStaleAck     = (*Metrics)(nil)
-	_ consumer.HookResubscribed = (*Metrics)(nil)
+	_ consumer.HookDelivered       = (*Metrics)(nil)
+	_ consumer.HookHandled         = (*Metrics)(nil)
+	_ consumer.HookPanic           = (*Metrics)(nil)
+	_ consumer.HookStaleAck        = (*Metrics)(nil)
+	_ consumer.HookResubscribed    = (*Metrics)(nil)
+	_ consumer.HookDiscarded       = (*Metrics)(nil)
+	_ consumer.HookSubscribeFailed = (*Metrics)(nil)
 )

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -117,5 +118,22 @@ func TestConsumerHooksFeedSeries(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestConsumerDiscardAndSubscribeFailureMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OnDiscarded("jobs", consumer.ReasonMaxRedeliveries)
+	m.OnSubscribeFailed("jobs", errors.New("404"), 1)
+	m.OnSubscribeFailed("jobs", errors.New("404"), 2)
+	if got := value(t, reg, "lavinmq_consumer_discarded_total", map[string]string{"queue": "jobs", "reason": "max_redeliveries"}); got != 1 {
+		t.Errorf("discarded{max_redeliveries} = %v, want 1", got)
+	}
+	if got := value(t, reg, "lavinmq_consumer_subscribe_failures_total", map[string]string{"queue": "jobs"}); got != 2 {
+		t.Errorf("subscribe_failures = %v, want 2", got)
 	}
 }
