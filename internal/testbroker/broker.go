@@ -248,3 +248,35 @@ func ConnChannels(t testing.TB, name string) int {
 	}
 	return -1
 }
+
+// ConnTLS returns the broker's TLS view of the connection named name in
+// rabbitmqctl's list_connections columns "ssl peer_cert_subject": "true
+// CN=..." or "false"; ok is false when the broker does not list it. LavinMQ
+// shows only ssl (it never asks for a client certificate), so its row has no
+// subject.
+func ConnTLS(t testing.TB, name string) (row string, ok bool) {
+	t.Helper()
+	if Broker(t) == LavinMQ {
+		var conns []struct {
+			SSL              bool `json:"ssl"`
+			ClientProperties struct {
+				Name string `json:"connection_name"`
+			} `json:"client_properties"`
+		}
+		if err := json.Unmarshal(HTTPAPI(t, http.MethodGet, "/api/connections"), &conns); err != nil {
+			t.Fatalf("LavinMQ /api/connections: %v", err)
+		}
+		for _, c := range conns {
+			if c.ClientProperties.Name == name {
+				return strconv.FormatBool(c.SSL), true
+			}
+		}
+		return "", false
+	}
+	for _, line := range strings.Split(Ctl(t, "-q", "list_connections", "client_properties", "ssl", "peer_cert_subject"), "\n") {
+		if strings.Contains(line, name) {
+			return strings.TrimSpace(line[strings.LastIndex(line, "]")+1:]), true
+		}
+	}
+	return "", false
+}
