@@ -29,4 +29,4 @@ if [ -z "$quick" ]; then
   [ "$broker" = rabbitmq ] || cp bench/results/chaos.json bench/results/chaos.csv "$results/"
 fi
 bench/out/bench report -out "$results" -o "$report"
-echo "bench/run.sh: results in bench/results/, report in REPORT.md" >&2
+echo "bench/run.sh: results in $results/, report in $report" >&2
