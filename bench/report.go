@@ -41,6 +41,7 @@ func reportCmd(args []string) error {
 	writeHeader(w, fp)
 	writeThroughput(w, aggs)
 	writeBurst(w, aggs)
+	writeBrokers(w, aggs, filepath.Join(*out, "lavinmq"))
 	writeSlowAndTimeline(w, aggs)
 	writeBuffer(w, parseBufferBench(string(bufText)))
 	writeChaos(w, chaos)
@@ -238,9 +239,16 @@ func writeChaos(w writer, rows []map[string]any) {
 	}
 	w("Each row publishes distinct messages through a fault, consumes them and counts. lost = accepted but neither\n")
 	w("received nor reported through OnDrop. Confirm mode must show lost = 0 (the test fails otherwise).\n\n")
-	cols := []string{"scenario", "mode", "policy", "published", "confirmed", "dropped", "received", "lost", "duplicates", "max_publish_call_ms", "recovery_max_ms"}
+	cols := []string{"broker", "scenario", "mode", "policy", "published", "confirmed", "dropped", "received", "lost", "duplicates", "max_publish_call_ms", "recovery_max_ms"}
 	w("| %s | drop reasons |\n|%s---|\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	for _, r := range rows {
+		if r["broker"] == nil {
+			r["broker"] = "rabbitmq" // rows written before the broker column
+		}
+		if why, _ := r["not_run"].(string); why != "" {
+			w("| %v | %v | not run: %s |%s\n", r["broker"], r["scenario"], why, strings.Repeat(" |", len(cols)-2))
+			continue
+		}
 		var cells []string
 		for _, c := range cols {
 			switch v := r[c].(type) {
@@ -255,8 +263,40 @@ func writeChaos(w writer, rows []map[string]any) {
 	w("\nNotes per row (from the suite):\n\n")
 	for _, r := range rows {
 		if n, ok := r["notes"].(string); ok && n != "" {
-			w("- **%v / %v**: %s\n", r["scenario"], r["mode"], n)
+			w("- **%v / %v / %v**: %s\n", r["broker"], r["scenario"], r["mode"], n)
 		}
+	}
+	w("\n")
+}
+
+// writeBrokers writes SDK ÷ raw for RabbitMQ (aggs) and LavinMQ (the results
+// of BROKER=lavinmq bench/run.sh in lavinDir) side by side, when the latter exist.
+func writeBrokers(w writer, aggs []aggregate, lavinDir string) {
+	var lr []result
+	if err := readJSON(filepath.Join(lavinDir, "bench.json"), &lr); err != nil {
+		w("### SDK ÷ raw per broker\n\nNo LavinMQ results yet (`BROKER=lavinmq bench/run.sh` writes `bench/results/lavinmq/`).\n\n")
+		return
+	}
+	var lfp machine
+	_ = readJSON(filepath.Join(lavinDir, "fingerprint.json"), &lfp)
+	lav := map[key]aggregate{}
+	for _, a := range aggregates(lr) {
+		lav[key{a.Scenario, a.Variant, a.Impl}] = a
+	}
+	w("### SDK ÷ raw per broker\n\nThe same scenarios against LavinMQ (`BROKER=lavinmq bench/run.sh`, %s, %s run; its full tables:\n", lfp.Broker,
+		map[bool]string{true: "quick", false: "full"}[lfp.Quick])
+	w("[bench/results/lavinmq/REPORT.md](bench/results/lavinmq/REPORT.md)). LavinMQ is faster, so client overhead shows more.\n\n")
+	w("| scenario | variant | impl | RabbitMQ msg/s | RabbitMQ SDK ÷ raw | LavinMQ msg/s | LavinMQ SDK ÷ raw |\n|---|---|---|---|---|---|---|\n")
+	for _, a := range aggs {
+		if a.Ratio == 0 {
+			continue
+		}
+		l, ok := lav[key{a.Scenario, a.Variant, a.Impl}]
+		lrate, lratio := "—", "—"
+		if ok {
+			lrate, lratio = fmtRate(l), fmtRatio(l)
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", a.Scenario, a.Variant, a.Impl, fmtRate(a), fmtRatio(a), lrate, lratio)
 	}
 	w("\n")
 }

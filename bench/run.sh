@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh [--quick]: start the local broker (scripts/broker.sh, honouring BROKER_NAME/BROKER_PORT),
+# bench/run.sh [--quick]: start the local broker (scripts/broker.sh, honouring BROKER_NAME/BROKER_PORT; or
+# scripts/lavinmq.sh with BROKER=lavinmq),
 # run every benchmark scenario for the SDK and for plain amqp091-go, the buffer microbenchmarks and the
 # seed measurement, draw the plots, run the chaos suite (full run only), and regenerate REPORT.md from bench/results/.
 #   bench/run.sh           full run (5 samples, 100 000 messages per sample, then the chaos suite; about 17 minutes)
@@ -8,14 +9,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""
 if [ "${1:-}" = "--quick" ]; then quick="-quick"; fi
-scripts/broker.sh start
-url=$(scripts/broker.sh url)
-mkdir -p bench/out
+# BROKER=lavinmq: the same against a private LavinMQ node (scripts/lavinmq.sh); its results go to
+# bench/results/lavinmq/ and its report to bench/results/lavinmq/REPORT.md (REPORT.md stays RabbitMQ's).
+broker=${BROKER:-rabbitmq}
+case "$broker" in
+rabbitmq) script=scripts/broker.sh results=bench/results report=REPORT.md ;;
+lavinmq) script=scripts/lavinmq.sh results=bench/results/lavinmq report=bench/results/lavinmq/REPORT.md ;;
+*) echo "bench/run.sh: BROKER=$broker: want rabbitmq or lavinmq" >&2; exit 2 ;;
+esac
+export BROKER=$broker
+$script start
+url=$($script url)
+mkdir -p bench/out "$results"
 go build -o bench/out/bench ./bench
-bench/out/bench run $quick -url "$url" -out bench/results
+bench/out/bench run $quick -url "$url" -out "$results"
 if [ -z "$quick" ]; then
   # The chaos table of REPORT.md: the destructive suite writes bench/results/chaos.{json,csv} (about 5 minutes).
-  LAVINMQ_TEST_URL="$url" go test -tags chaos -race -count=1 -timeout 20m -run Chaos -p 1 ./chaos/
+  LAVINMQ_TEST_BROKER=$broker LAVINMQ_TEST_URL="$url" go test -tags chaos -race -count=1 -timeout 20m -run Chaos -p 1 ./chaos/
+  [ "$broker" = rabbitmq ] || cp bench/results/chaos.json bench/results/chaos.csv "$results/"
 fi
-bench/out/bench report -out bench/results -o REPORT.md
-echo "bench/run.sh: results in bench/results/, report in REPORT.md" >&2
+bench/out/bench report -out "$results" -o "$report"
+echo "bench/run.sh: results in $results/, report in $report" >&2

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync/atomic"
 	"time"
@@ -175,11 +176,20 @@ func runBurst(ctx context.Context, j job) (result, error) {
 	}, nil
 }
 
-// broker runs scripts/broker.sh with args (the bench runs from the repository root).
+// broker runs the broker's script with args (the bench runs from the
+// repository root): scripts/broker.sh, or scripts/lavinmq.sh when BROKER is
+// lavinmq, where "ctl close_all_connections" becomes close-conns.
 func broker(args ...string) error {
-	out, err := exec.Command("scripts/broker.sh", args...).CombinedOutput()
+	script := "scripts/broker.sh"
+	if os.Getenv("BROKER") == "lavinmq" {
+		script = "scripts/lavinmq.sh"
+		if len(args) > 1 && args[0] == "ctl" && args[1] == "close_all_connections" {
+			args = []string{"close-conns"}
+		}
+	}
+	out, err := exec.Command(script, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("broker.sh %v: %w\n%s", args, err, out)
+		return fmt.Errorf("%s %v: %w\n%s", script, args, err, out)
 	}
 	return nil
 }

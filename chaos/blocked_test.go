@@ -112,6 +112,7 @@ func timed(t *testing.T, what string, bound, limit time.Duration, f func()) time
 // connection and of a second client whose producer is stuck in a write must
 // each return within about their ctx (1s; bound 3s), reporting what they drop.
 func TestChaosBlockedLargeMessages(t *testing.T) {
+	notOn(t, testbroker.LavinMQ, "blocked_large_messages", alarmNotOnLavinMQ)
 	const total, pre, bufSize = 400, 40, 200
 	t0 := time.Now()
 	maxCall.Store(0)
@@ -332,6 +333,7 @@ func TestChaosBlockedLargeMessages(t *testing.T) {
 // client must reconnect once the network is back, and after the alarm
 // nothing accepted may be lost.
 func TestChaosBlockedBlackholeDetected(t *testing.T) {
+	notOn(t, testbroker.LavinMQ, "blocked_blackhole", alarmNotOnLavinMQ)
 	const total, pre, bufSize = 200, 20, 100
 	t0 := time.Now()
 	maxCall.Store(0)

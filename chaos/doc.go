@@ -20,10 +20,15 @@
 //	export LAVINMQ_TEST_URL=$(scripts/broker.sh url)
 //	go test -tags chaos -race -count=1 -run Chaos -p 1 -v ./chaos/
 //
-// The restart scenario runs scripts/broker.sh restart with the BROKER_NAME and
-// BROKER_PORT of the environment (make exports them), so they must name the
-// broker LAVINMQ_TEST_URL points at. The cluster scenario boots its own three
-// nodes with scripts/cluster.sh (AMQP ports 5711-5713) and stops them at the end.
+// The restart and crash scenarios drive the broker through internal/testbroker:
+// scripts/broker.sh restart|kill|start with the BROKER_NAME and BROKER_PORT of
+// the environment, or with LAVINMQ_TEST_BROKER=lavinmq (`BROKER=lavinmq make
+// chaos`) scripts/lavinmq.sh with LAVINMQ_NAME and LAVINMQ_PORT (make exports
+// them), so they must name the broker LAVINMQ_TEST_URL points at. The cluster
+// scenario boots its own three nodes with scripts/cluster.sh (AMQP ports
+// 5711-5713) and stops them at the end. A scenario that cannot run on a broker
+// (alarms and the cluster on LavinMQ) is skipped there and recorded as a row
+// with its reason in not_run (notOn), never skipped silently.
 //
 // # What every scenario measures
 //
@@ -47,5 +52,7 @@
 //
 // The rows are also written, once, after all tests ran (TestMain), to
 // bench/results/chaos.json and bench/results/chaos.csv under the repository
-// root, and logged with t.Log.
+// root, and logged with t.Log. Each row names its broker; the rows of the
+// other broker already in chaos.json are kept, so `make chaos` then
+// `BROKER=lavinmq make chaos` leaves one table of both.
 package chaos

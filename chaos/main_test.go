@@ -22,6 +22,7 @@ import (
 
 // Row is one line of the results table.
 type Row struct {
+	Broker           string            `json:"broker"` // rabbitmq or lavinmq (testbroker.Broker)
 	Scenario         string            `json:"scenario"`
 	Mode             string            `json:"mode"`
 	Policy           string            `json:"policy"`
@@ -41,6 +42,7 @@ type Row struct {
 	DurationS        float64           `json:"duration_s"`
 	Pass             bool              `json:"pass"`
 	Notes            string            `json:"notes"`
+	NotRun           string            `json:"not_run,omitempty"` // why the scenario cannot run on this broker
 }
 
 var results struct {
@@ -57,6 +59,7 @@ func record(t *testing.T, r Row) {
 	for _, ms := range r.RecoveryMs {
 		r.RecoveryMaxMs = max(r.RecoveryMaxMs, ms)
 	}
+	r.Broker = string(testbroker.Broker(t))
 	r.Pass = !t.Failed()
 	t.Logf("ROW %s", rowString(r))
 	results.mu.Lock()
@@ -64,10 +67,24 @@ func record(t *testing.T, r Row) {
 	results.mu.Unlock()
 }
 
+// notOn skips the scenario on broker kind with the reason, and records a row
+// that says so in the chaos table: a scenario is never skipped silently. It
+// never skips on another broker.
+func notOn(t *testing.T, kind testbroker.Kind, scenario, reason string) {
+	t.Helper()
+	if testbroker.Broker(t) != kind {
+		return
+	}
+	results.mu.Lock()
+	results.rows = append(results.rows, Row{Broker: string(kind), Scenario: scenario, DroppedBy: map[string]uint64{}, NotRun: reason})
+	results.mu.Unlock()
+	t.Skipf("scenario %s does not run on %s: %s", scenario, kind, reason)
+}
+
 func rowString(r Row) string {
-	return fmt.Sprintf("scenario=%s mode=%s policy=%s published=%d rejected=%d confirmed=%d dropped=%d (%s) "+
+	return fmt.Sprintf("broker=%s scenario=%s mode=%s policy=%s published=%d rejected=%d confirmed=%d dropped=%d (%s) "+
 		"received=%d lost=%d duplicates=%d max_publish_call=%.1fms max_confirm_gap=%.0fms faults=%d recovery=%sms duration=%.1fs pass=%v notes=%q",
-		r.Scenario, r.Mode, r.Policy, r.Published, r.Rejected, r.Confirmed, r.Dropped, droppedBy(r.DroppedBy),
+		r.Broker, r.Scenario, r.Mode, r.Policy, r.Published, r.Rejected, r.Confirmed, r.Dropped, droppedBy(r.DroppedBy),
 		r.Received, r.Lost, r.Duplicates, r.MaxPublishCallMs, r.MaxConfirmGapMs, r.Faults, floats(r.RecoveryMs), r.DurationS, r.Pass, r.Notes)
 }
 
@@ -108,8 +125,10 @@ func repoRoot() (string, error) {
 }
 
 // writeResults writes the rows collected by the tests to
-// bench/results/chaos.json and chaos.csv. With no rows (a -run that selected
-// no scenario) the files are left alone.
+// bench/results/chaos.json and chaos.csv. The rows of the other broker already
+// in chaos.json are kept (RabbitMQ's first), so runs against both brokers
+// make one table. With no rows (a -run that selected no scenario) the files
+// are left alone.
 func writeResults() error {
 	results.mu.Lock()
 	rows := slices.Clone(results.rows)
@@ -122,6 +141,7 @@ func writeResults() error {
 		return err
 	}
 	dir := filepath.Join(root, "bench", "results")
+	rows = mergeOtherBroker(filepath.Join(dir, "chaos.json"), rows)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -134,14 +154,14 @@ func writeResults() error {
 	}
 	var b strings.Builder
 	w := csv.NewWriter(&b)
-	_ = w.Write([]string{"scenario", "mode", "policy", "published", "rejected", "confirmed", "dropped", "dropped_by",
+	_ = w.Write([]string{"broker", "scenario", "mode", "policy", "published", "rejected", "confirmed", "dropped", "dropped_by",
 		"received", "lost", "duplicates", "max_publish_call_ms", "max_confirm_gap_ms", "faults", "recovery_ms",
-		"recovery_max_ms", "duration_s", "pass", "notes"})
+		"recovery_max_ms", "duration_s", "pass", "notes", "not_run"})
 	for _, r := range rows {
-		_ = w.Write([]string{r.Scenario, r.Mode, r.Policy, u(r.Published), u(r.Rejected), u(r.Confirmed), u(r.Dropped),
+		_ = w.Write([]string{r.Broker, r.Scenario, r.Mode, r.Policy, u(r.Published), u(r.Rejected), u(r.Confirmed), u(r.Dropped),
 			droppedBy(r.DroppedBy), strconv.Itoa(r.Received), strconv.Itoa(r.Lost), strconv.Itoa(r.Duplicates),
 			f1(r.MaxPublishCallMs), f1(r.MaxConfirmGapMs), strconv.Itoa(r.Faults), floats(r.RecoveryMs),
-			f1(r.RecoveryMaxMs), f1(r.DurationS), strconv.FormatBool(r.Pass), r.Notes})
+			f1(r.RecoveryMaxMs), f1(r.DurationS), strconv.FormatBool(r.Pass), r.Notes, r.NotRun})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -152,6 +172,31 @@ func writeResults() error {
 	}
 	fmt.Printf("chaos: %d rows written to %s/chaos.{json,csv}\n", len(rows), dir)
 	return nil
+}
+
+// mergeOtherBroker returns the rows of path (a previous chaos.json) whose
+// broker is not the one of rows, with rows after or before them so that
+// RabbitMQ's rows come first. Rows without a broker are RabbitMQ's (files
+// written before the column existed). A missing or unreadable file adds nothing.
+func mergeOtherBroker(path string, rows []Row) []Row {
+	var old []Row
+	if b, err := os.ReadFile(path); err != nil || json.Unmarshal(b, &old) != nil {
+		return rows
+	}
+	this := rows[0].Broker
+	var other []Row
+	for _, r := range old {
+		if r.Broker == "" {
+			r.Broker = string(testbroker.RabbitMQ)
+		}
+		if r.Broker != this {
+			other = append(other, r)
+		}
+	}
+	if this == string(testbroker.RabbitMQ) {
+		return append(rows, other...)
+	}
+	return append(other, rows...)
 }
 
 func u(v uint64) string   { return strconv.FormatUint(v, 10) }

@@ -5,7 +5,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,57 +16,37 @@ import (
 	"github.com/c3ecadf2/lavinmq-go/producer"
 )
 
-// requireScriptBroker fails unless scripts/broker.sh (with the BROKER_NAME
-// and BROKER_PORT of the environment) manages the broker of LAVINMQ_TEST_URL:
-// restarting another one would be wrong twice over.
-func requireScriptBroker(t *testing.T) {
-	t.Helper()
-	port := os.Getenv("BROKER_PORT")
-	if port == "" {
-		port = "5680" // scripts/broker.sh's default
-	}
-	if hp := testbroker.HostPort(t); !strings.HasSuffix(hp, ":"+port) {
-		t.Fatalf("%s points at %s but scripts/broker.sh manages the broker on port %s: "+
-			"export the BROKER_NAME and BROKER_PORT of the broker under test (make chaos does)", testbroker.EnvURL, hp, port)
-	}
-	if _, _, err := tryScript(t, 30*time.Second, "broker.sh", "status"); err != nil {
-		t.Fatalf("scripts/broker.sh status: the broker is not running: %v", err)
-	}
-}
-
-// ensureBrokerUpAtEnd starts the broker again at the end of the test if a
-// failure left it down.
-func ensureBrokerUpAtEnd(t *testing.T) {
-	t.Cleanup(func() {
-		if _, _, err := tryScript(t, 30*time.Second, "broker.sh", "status"); err == nil {
-			return
-		}
-		t.Logf("the broker is down at the end of the test: starting it")
-		if out, _, err := tryScript(t, 2*time.Minute, "broker.sh", "start"); err != nil {
-			t.Errorf("scripts/broker.sh start: %v\n%s", err, out)
-		}
-	})
-}
-
 // TestChaosBrokerRestart restarts the broker five times (scripts/broker.sh
 // restart: a clean stop, then a start; about 12 s each) while a Confirm
 // producer publishes persistent messages to a durable queue and an SDK
 // consumer consumes them. Every accepted message must be received or
 // reported dropped.
 func TestChaosBrokerRestart(t *testing.T) {
-	runRestart(t, producer.Confirm, 5, 20_000, 200)
+	runRestart(t, producer.Confirm, 5, 20_000, 200, false)
+}
+
+// TestChaosBrokerCrash SIGKILLs the broker three times (scripts/... kill,
+// then start: a crash, data kept on disk) under the same Confirm load.
+// Confirmed persistent messages must survive the crash: every accepted
+// message must be received or reported dropped.
+func TestChaosBrokerCrash(t *testing.T) {
+	runRestart(t, producer.Confirm, 3, 12_000, 200, true)
 }
 
 // TestChaosBrokerRestartFireAndForget is the same with FireAndForget
 // (transient messages, no confirms) and two restarts: loss is expected and
 // reported, not failed.
 func TestChaosBrokerRestartFireAndForget(t *testing.T) {
-	runRestart(t, producer.FireAndForget, 2, 10_000, 200)
+	runRestart(t, producer.FireAndForget, 2, 10_000, 200, false)
 }
 
-func runRestart(t *testing.T, mode producer.Mode, restarts, total, rate int) {
-	requireScriptBroker(t)
-	ensureBrokerUpAtEnd(t)
+func runRestart(t *testing.T, mode producer.Mode, restarts, total, rate int, crash bool) {
+	scenario, op := "broker_restart", "restart"
+	if crash {
+		scenario, op = "broker_crash", "kill+start"
+	}
+	testbroker.RequireManaged(t)
+	testbroker.EnsureUpAtEnd(t)
 	t0 := time.Now()
 	url := testbroker.URL(t)
 	q := testbroker.Name(t, "restart")
@@ -93,7 +72,13 @@ func runRestart(t *testing.T, mode producer.Mode, restarts, total, rate int) {
 	var recs []time.Duration
 	var took []string
 	for i := range restarts {
-		_, d := script(t, 3*time.Minute, "broker.sh", "restart")
+		var d time.Duration
+		if crash {
+			d = testbroker.Kill(t)
+			d += testbroker.Start(t)
+		} else {
+			d = testbroker.Restart(t)
+		}
 		since := time.Now()
 		rec, ok := s.awaitRecovery(since, time.Minute, true)
 		if !ok {
@@ -101,7 +86,7 @@ func runRestart(t *testing.T, mode producer.Mode, restarts, total, rate int) {
 		}
 		recs = append(recs, rec)
 		took = append(took, fmt.Sprintf("%.1fs", d.Seconds()))
-		t.Logf("restart %d took %v; recovered %v after the broker answered", i+1, d.Round(time.Millisecond), rec.Round(time.Millisecond))
+		t.Logf("%s %d took %v; recovered %v after the broker answered", op, i+1, d.Round(time.Millisecond), rec.Round(time.Millisecond))
 		time.Sleep(1500 * time.Millisecond)
 	}
 	s.hurry.Store(true)
@@ -119,10 +104,10 @@ func runRestart(t *testing.T, mode producer.Mode, restarts, total, rate int) {
 	}
 	stopConsumer()
 
-	row := Row{Scenario: "broker_restart", Mode: mode.String(), Policy: buffer.DropOldest.String(), Faults: restarts, RecoveryMs: durationsMs(recs)}
+	row := Row{Scenario: scenario, Mode: mode.String(), Policy: buffer.DropOldest.String(), Faults: restarts, RecoveryMs: durationsMs(recs)}
 	fill(t, &row, s, p.Stats())
 	e := ev.snapshot()
-	appendNote(&row, "scripts/broker.sh restart x%d took %s", restarts, strings.Join(took, ","))
+	appendNote(&row, "scripts/%s %s x%d took %s", testbroker.ScriptName(t), op, restarts, strings.Join(took, ","))
 	appendNote(&row, "client downtimes %vms", durationsMs(e.downtimes))
 	appendNote(&row, "reconnect delay 100ms..2s")
 	appendNote(&row, "consumer resubscribes %d", k.Stats().Resubscribes)

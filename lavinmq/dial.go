@@ -85,6 +85,11 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 		if alert := tlsAlert(tc, err); alert != nil {
 			return nil, fmt.Errorf("lavinmq: dial %s: the broker ended the TLS connection: %w (amqp: %w)", endpoint(url), alert, err)
 		}
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotAllowed {
+			// RabbitMQ's 530 names the vhost, LavinMQ's ("vhost not found") does not.
+			return nil, fmt.Errorf("lavinmq: dial %s vhost %q: %w", endpoint(url), vhostOf(url), err)
+		}
 		return nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
 	}
 	owner.Store(conn)
@@ -290,7 +295,18 @@ func (d *deadlineConn) SetDeadline(t time.Time) error {
 		d.timer = time.AfterFunc(time.Until(t), func() { _ = d.Conn.Close() })
 	}
 	d.mu.Unlock()
-	return d.Conn.SetDeadline(t)
+	if err := d.Conn.SetDeadline(t); err != nil || !t.IsZero() {
+		return err
+	}
+	// amqp091-go clears every deadline once the handshake is done and arms the
+	// read deadline again only at the next frame read: a peer silent from then
+	// on would never be detected (LavinMQ sends its first heartbeat half an
+	// interval after open-ok, so a blackhole right after connecting hit this).
+	// Keep the read deadline of the span set while reading the handshake.
+	if span, last := time.Duration(d.span.Load()), d.lastRead.Load(); span > 0 && last > 0 {
+		return d.Conn.SetReadDeadline(time.Unix(0, last).Add(span))
+	}
+	return nil
 }
 
 // Close closes the socket and disarms the hard deadline.

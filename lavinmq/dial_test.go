@@ -175,3 +175,37 @@ func TestDeadlineConnReadGoesOnWhileDataArrives(t *testing.T) {
 		t.Fatalf("silent peer detected after %v, before the span %v", silent, span)
 	}
 }
+
+// TestDeadlineConnKeepsTheReadDeadlineAfterTheHandshake: amqp091-go clears
+// every deadline (SetDeadline(zero)) once the handshake is done and arms the
+// read deadline again only at the next frame read. A peer silent from then on
+// (LavinMQ sends its first heartbeat half an interval after open-ok, so a
+// blackhole right after connecting hit this) must still be detected within
+// the span set while reading the handshake.
+func TestDeadlineConnKeepsTheReadDeadlineAfterTheHandshake(t *testing.T) {
+	d, peer := pipeConn(t, time.Second, nil)
+	const span = 300 * time.Millisecond
+	go func() { _, _ = peer.Write([]byte{1}) }() // the handshake's last frame
+	buf := make([]byte, 1)
+	if _, err := d.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetReadDeadline(time.Now().Add(span)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetDeadline(time.Time{}); err != nil { // amqp091-go: handshake done
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	res := make(chan error, 1)
+	go func() { _, err := d.Read(buf); res <- err }()
+	select {
+	case err := <-res:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read from a silent peer: %v, want a deadline error", err)
+		}
+		t.Logf("silent peer after the handshake detected after %v (span %v)", time.Since(t0), span)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a peer silent since the handshake was not detected within 5s (span %v)", span)
+	}
+}

@@ -115,7 +115,7 @@ func TestHookEventsCarryTheClientName(t *testing.T) {
 	defer c.Close()
 	name := c.Name()
 	waitConnected(t, c, 10*time.Second)
-	if out := testbroker.Ctl(t, "list_connections", "client_properties"); !strings.Contains(out, name) {
+	if out := testbroker.Connections(t); !strings.Contains(out, name) {
 		t.Errorf("broker's connections do not show the name %q:\n%s", name, out)
 	}
 	px.Disable()

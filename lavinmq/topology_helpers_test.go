@@ -3,8 +3,6 @@ package lavinmq_test
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,19 +54,7 @@ func (e *topoErrors) count(name string, code int) int {
 // named name (WithConnectionName) has open, or -1 when it is not listed.
 func brokerChannels(t *testing.T, name string) int {
 	t.Helper()
-	out := testbroker.Ctl(t, "list_connections", "channels", "client_properties", "--no-table-headers", "-q")
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.Contains(line, `"connection_name","`+name+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		n, err := strconv.Atoi(f[0])
-		if err != nil {
-			t.Fatalf("parse channels in %q: %v", line, err)
-		}
-		return n
-	}
-	return -1
+	return testbroker.ConnChannels(t, name)
 }
 
 // clientConn returns the client's connection in service.

@@ -62,6 +62,15 @@ func endpoint(raw string) string {
 	return u.Host
 }
 
+// vhostOf returns the virtual host that raw names ("/" when it names none), as amqp091-go reads it.
+func vhostOf(raw string) string {
+	uri, err := amqp.ParseURI(raw)
+	if err != nil {
+		return "?"
+	}
+	return uri.Vhost
+}
+
 // scrub removes the password of raw from a message produced by another
 // library, should that library have echoed the URL.
 func scrub(msg, raw string) string {

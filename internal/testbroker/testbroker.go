@@ -1,16 +1,16 @@
 // Package testbroker gives integration tests the local broker that `make test`
-// starts, an in-process toxiproxy in front of it, and rabbitmqctl.
+// starts (RabbitMQ by default, LavinMQ with BROKER=lavinmq), an in-process
+// toxiproxy in front of it, and one driver of the broker for both kinds
+// (force-close connections, restart, kill: broker.go).
 //
 // Tests that need the broker call URL, which fails the test loudly when
 // LAVINMQ_TEST_URL is not set: integration tests never skip silently.
 package testbroker
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -80,25 +80,6 @@ func Root(t testing.TB) string {
 		}
 		dir = parent
 	}
-}
-
-// Ctl runs rabbitmqctl against the local broker through scripts/broker.sh and returns its output.
-func Ctl(t testing.TB, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(Root(t), "scripts", "broker.sh"), append([]string{"ctl"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-// CloseAllConnections makes the broker close every client connection (connection.close 320).
-func CloseAllConnections(t testing.TB) {
-	t.Helper()
-	Ctl(t, "close_all_connections", "lavinmq-go test")
 }
 
 // Raw opens a plain amqp091-go connection and channel for the test to inspect
