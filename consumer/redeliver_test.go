@@ -144,7 +144,13 @@ func TestRequeueBacksOff(t *testing.T) {
 // Consumer is handled once more by a fresh Consumer (whose own record is
 // empty) and then discarded under WithMaxRedeliveries(3).
 func TestQuorumDeliveryCountCarriesAcrossConsumers(t *testing.T) {
-	q, dlq := dlxQueue(t, true, amqp.Table{"x-queue-type": "quorum"})
+	args := amqp.Table{"x-queue-type": "quorum"}
+	if testbroker.Broker(t) == testbroker.LavinMQ {
+		// LavinMQ ignores x-queue-type quorum and sends x-delivery-count only
+		// on queues with a delivery limit (and not on a first delivery).
+		args["x-delivery-limit"] = int32(100)
+	}
+	q, dlq := dlxQueue(t, true, args)
 	c := newClient(t, testbroker.URL(t))
 	a, err := consumer.New(c, q, consumer.WithMaxRedeliveries(3), consumer.WithRequeueDelay(300*time.Millisecond, 300*time.Millisecond))
 	if err != nil {
