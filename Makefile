@@ -20,6 +20,11 @@ TEST_URL = $(shell $(BROKER_SCRIPT) url)
 # The node's TLS listener and the certificates of its tests (see scripts/broker.sh, scripts/lavinmq.sh).
 # LAVINMQ_TEST_BROKER tells internal/testbroker which broker it drives (restart, kill, force-close).
 TEST_ENV = LAVINMQ_TEST_BROKER=$(BROKER) LAVINMQ_TEST_URL=$(TEST_URL) LAVINMQ_TEST_TLS_URL=$(shell $(BROKER_SCRIPT) tls-url) LAVINMQ_TEST_TLS_DIR=$(shell $(BROKER_SCRIPT) tls-dir)
+# Under BROKER=lavinmq the LavinMQ-only tests (stream numbering, delivery counts) run too; on RabbitMQ
+# they are skipped with a message, as they need a LavinMQ node.
+ifeq ($(BROKER),lavinmq)
+TEST_ENV += LAVINMQ_TEST_LAVINMQ_URL=$(TEST_URL)
+endif
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: test unit chaos demo bench broker-start broker-stop vet fuzz
