@@ -213,27 +213,41 @@ func HTTPAPI(t testing.TB, method, path string) []byte {
 	return body
 }
 
+// lavinConnInfo is what the tests read of a LavinMQ connection.
+type lavinConnInfo struct {
+	Channels         int  `json:"channels"`
+	SSL              bool `json:"ssl"`
+	ClientProperties struct {
+		Name string `json:"connection_name"`
+	} `json:"client_properties"`
+}
+
+// lavinConn finds the connection named name in LavinMQ's /api/connections.
+func lavinConn(t testing.TB, name string) (lavinConnInfo, bool) {
+	t.Helper()
+	var conns []lavinConnInfo
+	if err := json.Unmarshal(HTTPAPI(t, http.MethodGet, "/api/connections"), &conns); err != nil {
+		t.Fatalf("LavinMQ /api/connections: %v", err)
+	}
+	for _, c := range conns {
+		if c.ClientProperties.Name == name {
+			return c, true
+		}
+	}
+	return lavinConnInfo{}, false
+}
+
 // ConnChannels returns how many channels the connection named name
 // (lavinmq.WithConnectionName) has open on the broker, or -1 when the broker
 // does not list it.
 func ConnChannels(t testing.TB, name string) int {
 	t.Helper()
 	if Broker(t) == LavinMQ {
-		var conns []struct {
-			Channels         int `json:"channels"`
-			ClientProperties struct {
-				Name string `json:"connection_name"`
-			} `json:"client_properties"`
+		c, ok := lavinConn(t, name)
+		if !ok {
+			return -1
 		}
-		if err := json.Unmarshal(HTTPAPI(t, http.MethodGet, "/api/connections"), &conns); err != nil {
-			t.Fatalf("LavinMQ /api/connections: %v", err)
-		}
-		for _, c := range conns {
-			if c.ClientProperties.Name == name {
-				return c.Channels
-			}
-		}
-		return -1
+		return c.Channels
 	}
 	out := Ctl(t, "list_connections", "channels", "client_properties", "--no-table-headers", "-q")
 	for _, line := range strings.Split(out, "\n") {
@@ -257,21 +271,11 @@ func ConnChannels(t testing.TB, name string) int {
 func ConnTLS(t testing.TB, name string) (row string, ok bool) {
 	t.Helper()
 	if Broker(t) == LavinMQ {
-		var conns []struct {
-			SSL              bool `json:"ssl"`
-			ClientProperties struct {
-				Name string `json:"connection_name"`
-			} `json:"client_properties"`
+		c, ok := lavinConn(t, name)
+		if !ok {
+			return "", false
 		}
-		if err := json.Unmarshal(HTTPAPI(t, http.MethodGet, "/api/connections"), &conns); err != nil {
-			t.Fatalf("LavinMQ /api/connections: %v", err)
-		}
-		for _, c := range conns {
-			if c.ClientProperties.Name == name {
-				return strconv.FormatBool(c.SSL), true
-			}
-		}
-		return "", false
+		return strconv.FormatBool(c.SSL), true
 	}
 	for _, line := range strings.Split(Ctl(t, "-q", "list_connections", "client_properties", "ssl", "peer_cert_subject"), "\n") {
 		if strings.Contains(line, name) {
