@@ -7,6 +7,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
 )
 
 // Defaults of the options.
@@ -79,8 +81,9 @@ func (c *cfg) validate() error {
 	case c.logger == nil:
 		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
 	}
-	if err := c.declareArgs.Validate(); err != nil {
-		return fmt.Errorf("%w: queue arguments: %w", ErrInvalidConfig, err)
+	// The checks DeclareQueue makes (the queue name is checked in New).
+	if err := (lavinmq.Queue{Name: "q", Durable: true, Args: c.declareArgs}).Validate(); err != nil {
+		return fmt.Errorf("%w: WithDeclare: %w", ErrInvalidConfig, err)
 	}
 	if err := c.validateExtra(); err != nil {
 		return err

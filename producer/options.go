@@ -8,6 +8,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/c3ecadf2/lavinmq-go/buffer"
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
 )
 
 // Defaults.
@@ -91,7 +92,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
 	}
 	if c.declare {
-		if err := validateTable(c.declareArgs, "queue arguments"); err != nil {
+		// The checks DeclareQueue makes (the queue name is checked in New).
+		if err := (lavinmq.Queue{Name: "q", Durable: true, Args: c.declareArgs}).Validate(); err != nil {
 			return fmt.Errorf("%w: WithDeclare: %w", ErrInvalidConfig, err)
 		}
 	}

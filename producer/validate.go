@@ -94,16 +94,12 @@ const maxDepth = 32
 // The path is built while unwinding, so a valid table costs no allocation
 // for it.
 type fieldError struct {
-	root string   // "Headers" when empty
 	path []string // innermost first
 	msg  string
 }
 
 func (e *fieldError) Error() string {
-	s := e.root
-	if s == "" {
-		s = "Headers"
-	}
+	s := "Headers"
 	for i := len(e.path) - 1; i >= 0; i-- {
 		s += e.path[i]
 	}
@@ -189,13 +185,4 @@ func fieldSize(v any, depth int) (int, *fieldError) {
 		hint = " (use []any)"
 	}
 	return 0, &fieldError{msg: fmt.Sprintf("a value of type %T cannot be encoded in an AMQP table%s", v, hint)}
-}
-
-// validateTable checks a table given as declare arguments.
-func validateTable(t amqp.Table, root string) error {
-	if _, err := tableSize(t, 0); err != nil {
-		err.root = root
-		return err
-	}
-	return nil
 }
