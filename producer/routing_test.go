@@ -112,9 +112,18 @@ func TestPerMessageRoutingKeysThroughConnectionClose(t *testing.T) {
 		}
 	}
 	testbroker.Eventually(t, 30*time.Second, "some confirms", func() bool { return p.Stats().Confirmed > 0 })
+	// Hold everything the broker sends until its close is in: no confirm
+	// lands between this snapshot and the close, however long rabbitmqctl
+	// takes, so the close always finds messages in flight.
+	px.AddToxic("hold-acks", "timeout", "downstream", map[string]any{"timeout": 0})
 	before := p.Stats()
+	if before.Pending == 0 {
+		t.Fatalf("nothing in flight before the close: %+v", before)
+	}
 	testbroker.CloseAllConnections(t)
+	px.RemoveToxic("hold-acks")
 	px.RemoveToxic("slow-acks")
+	testbroker.Eventually(t, 30*time.Second, "reconnected", func() bool { return conns.n.Load() >= 2 })
 	flush(t, p, time.Minute)
 	s := p.Stats()
 	checkInvariant(t, s)
