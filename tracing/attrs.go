@@ -21,9 +21,8 @@ const (
 	OperationProcess = "process"
 
 	// Producer span attributes.
-	AttrOutcome = attribute.Key("lavinmq.outcome") // confirmed, written, dropped or not_accepted
-	AttrSends   = attribute.Key("lavinmq.sends")   // how many times the message was written on a channel
-	AttrMode    = attribute.Key("lavinmq.mode")    // confirm or fire_and_forget
+	AttrSends = attribute.Key("lavinmq.sends") // times the message was written on a channel; set when > 1, or dropped
+	AttrMode  = attribute.Key("lavinmq.mode")  // confirm or fire_and_forget
 	// Producer event attributes.
 	AttrConnection    = attribute.Key("lavinmq.connection")         // the connection's generation (1, 2 after a reconnect...)
 	AttrSinceAccepted = attribute.Key("lavinmq.since_accepted_ms")  // ms from Publish to this event: time buffered, for "sent"

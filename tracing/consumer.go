@@ -69,11 +69,12 @@ func (t *Tracer) OnHandle(ctx context.Context, ev consumer.HandleEvent) (context
 	}
 	hctx, span := t.tracer.Start(parent, OperationProcess+" "+dest, opts...)
 	return hctx, func(a consumer.Action, panicked any) {
-		span.SetAttributes(AttrAction.String(a.String()))
-		if panicked != nil {
+		if panicked == nil {
+			span.SetAttributes(AttrAction.String(a.String()))
+		} else {
 			err := fmt.Errorf("handler panicked: %v", panicked)
 			span.RecordError(err)
-			span.SetAttributes(semconv.ErrorTypeKey.String(ErrorPanic))
+			span.SetAttributes(AttrAction.String(a.String()), semconv.ErrorTypeKey.String(ErrorPanic))
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()

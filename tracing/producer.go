@@ -130,26 +130,29 @@ func (t *Tracer) OnMessageNacked(handle any, attempt int) {
 // message (Unset for a FireAndForget write, which nobody confirms); status
 // Error with error.type set to the drop reason (evicted, nacked, unroutable,
 // too_large, shutdown, invalid) or not_accepted, and the error as the
-// description, otherwise.
+// description, otherwise. lavinmq.sends is set on a message written more
+// than once, and on a dropped one. Attributes are added in at most one call:
+// each call grows the span's attribute slice.
 func (t *Tracer) OnMessageSettled(handle any, ev producer.MessageSettledEvent) {
 	s, ok := handle.(*msgSpan)
 	if !ok {
 		return
 	}
 	sp := s.span
-	sp.SetAttributes(AttrSends.Int(s.sends))
 	switch {
 	case !ev.Accepted:
-		sp.SetAttributes(AttrOutcome.String("not_accepted"), semconv.ErrorTypeKey.String(ErrorNotAccepted))
+		sp.SetAttributes(semconv.ErrorTypeKey.String(ErrorNotAccepted))
 		sp.SetStatus(codes.Error, errText(ev.Err))
 	case ev.Reason != 0:
-		sp.SetAttributes(AttrOutcome.String("dropped"), semconv.ErrorTypeKey.String(ev.Reason.String()))
+		sp.SetAttributes(semconv.ErrorTypeKey.String(ev.Reason.String()), AttrSends.Int(s.sends))
 		sp.SetStatus(codes.Error, errText(ev.Err))
-	case s.confirm:
-		sp.SetAttributes(AttrOutcome.String("confirmed"))
-		sp.SetStatus(codes.Ok, "")
 	default:
-		sp.SetAttributes(AttrOutcome.String("written"))
+		if s.sends > 1 {
+			sp.SetAttributes(AttrSends.Int(s.sends))
+		}
+		if s.confirm {
+			sp.SetStatus(codes.Ok, "")
+		}
 	}
 	sp.End()
 }
