@@ -2,6 +2,7 @@ package tracing_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -436,5 +437,42 @@ func TestMessageWithoutRoomGoesOutWithoutContext(t *testing.T) {
 	t.Logf("%s", describe(prods[0]))
 	if n := strings.Count(logs.String(), "no room for the headers"); n != 1 {
 		t.Fatalf("logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestNackedMessageSpan: a queue that rejects publishes (max length 0,
+// reject-publish) nacks every copy: the span has a "nacked" event per nack,
+// a "re-sent on a new channel" between them, and ends with error.type nacked
+// once the retry budget is spent.
+func TestNackedMessageSpan(t *testing.T) {
+	r := newRecorded(t)
+	q := testbroker.Name(t, "trace-full")
+	if _, err := testbroker.Raw(t).QueueDeclare(q, true, false, false, false, amqp.Table{"x-max-length": int32(0), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = testbroker.Raw(t).QueueDelete(q, false, false, false) }()
+	c := newClient(t, testbroker.URL(t))
+	p, err := producer.New(c, q, producer.WithHooks(r.tr), producer.WithRetryBudget(2),
+		producer.WithReopenDelay(10*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.PublishSync(ctx, producer.Message{Body: []byte("x")}); !errors.Is(err, producer.Nacked) {
+		t.Fatalf("PublishSync: %v, want a drop with reason nacked", err)
+	}
+	prods := r.spans(trace.SpanKindProducer)
+	if len(prods) != 1 {
+		t.Fatalf("%d producer spans", len(prods))
+	}
+	s := prods[0]
+	t.Logf("%s", describe(s))
+	want := []string{tracing.EventSent, tracing.EventNacked, tracing.EventResentChannel, tracing.EventNacked}
+	if got := eventNames(s); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if s.Status().Code != codes.Error || attrs(s)[semconv.ErrorTypeKey].AsString() != "nacked" || attrs(s)[tracing.AttrSends].AsInt64() != 2 {
+		t.Fatalf("status %v, attrs %v", s.Status(), attrs(s))
 	}
 }
