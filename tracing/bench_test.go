@@ -19,22 +19,30 @@ import (
 
 // BenchmarkPublishConsume publishes b.N messages of 256 bytes (Confirm mode)
 // and consumes them on the same client, with tracing off and on, in the same
-// run (go test -bench PublishConsume -count 3 alternates them). On: every
-// message gets a producer and a consumer span, sampled, through a batch span
-// processor to an exporter that discards (the cost of making and queueing
-// the spans, not of shipping them). It reports msgs/s, and the allocations
-// of the whole path per message.
+// run. On: every message gets a producer and a consumer span, sampled,
+// through a batch span processor to an exporter that discards (the cost of
+// making and queueing the spans, not of shipping them). Unsampled: the same
+// tracer with a provider that samples nothing (the trace context still goes
+// in the headers). It reports msgs/s, and the allocations of the whole path
+// per message.
 func BenchmarkPublishConsume(b *testing.B) {
-	b.Run("off", func(b *testing.B) { benchPublishConsume(b, false) })
-	b.Run("on", func(b *testing.B) { benchPublishConsume(b, true) })
+	b.Run("off", func(b *testing.B) { benchPublishConsume(b, false, true) })
+	b.Run("on", func(b *testing.B) { benchPublishConsume(b, true, true) })
+	b.Run("unsampled", func(b *testing.B) { benchPublishConsume(b, true, false) })
 }
 
-func benchPublishConsume(b *testing.B, on bool) {
+// benchPublishConsume: on adds the tracer; sampled false makes its
+// provider sample nothing (the trace context is still propagated).
+func benchPublishConsume(b *testing.B, on, sampled bool) {
 	q := declareQueue(b)
 	c := newClient(b, testbroker.URL(b))
 	var hooks []any
 	if on {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		sampler := sdktrace.AlwaysSample()
+		if !sampled {
+			sampler = sdktrace.NeverSample()
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sampler))
 		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 		tr, err := tracing.New(tracing.WithTracerProvider(tp), tracing.WithPropagator(propagation.TraceContext{}))
 		if err != nil {

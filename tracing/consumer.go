@@ -68,6 +68,9 @@ func (t *Tracer) OnHandle(ctx context.Context, ev consumer.HandleEvent) (context
 		}
 	}
 	hctx, span := t.tracer.Start(parent, OperationProcess+" "+dest, opts...)
+	if !span.IsRecording() {
+		return hctx, nil // sampled out: the handler's ctx carries the context, nothing is recorded
+	}
 	return hctx, func(a consumer.Action, panicked any) {
 		if panicked == nil {
 			span.SetAttributes(AttrAction.String(a.String()))

@@ -74,6 +74,9 @@ func (t *Tracer) OnMessagePublish(ctx context.Context, ev producer.MessagePublis
 			m.Headers = c.out
 		}
 	}
+	if !span.IsRecording() {
+		return nil // sampled out: the context is propagated, nothing is recorded
+	}
 	return &msgSpan{span: span, start: time.Now(), endpoint: ev.Endpoint, confirm: ev.Mode == producer.Confirm}
 }
 

@@ -3,10 +3,13 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -153,5 +156,33 @@ func TestGlobalPropagatorDefault(t *testing.T) {
 	publishOne(t, r, ctx, producer.MessagePublishEvent{RoutingKey: "q"}, m)
 	if m.Headers != nil {
 		t.Fatalf("an empty propagator wrote headers: %v", m.Headers)
+	}
+}
+
+// TestUnsampledPropagatesOnly: with a provider that samples nothing, the
+// trace context (its sampled flag off) still goes into the headers and to
+// the handler's ctx, no span is recorded, and no handle or end is kept.
+func TestUnsampledPropagatesOnly(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	tr, err := tracing.New(tracing.WithTracerProvider(tp), tracing.WithPropagator(propagation.TraceContext{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &producer.Message{}
+	h := tr.OnMessagePublish(context.Background(), producer.MessagePublishEvent{RoutingKey: "q"}, m)
+	tp0, _ := m.Headers["traceparent"].(string)
+	if h != nil || !strings.HasSuffix(tp0, "-00") {
+		t.Fatalf("handle %v, traceparent %q: want no handle and an unsampled context", h, tp0)
+	}
+	tr.OnMessageSent(h, producer.MessageSentEvent{Connection: 1})
+	tr.OnMessageSettled(h, producer.MessageSettledEvent{Accepted: true})
+	ctx, end := tr.OnHandle(context.Background(), consumer.HandleEvent{Delivery: consumer.Delivery{Queue: "q", Headers: m.Headers}})
+	if end != nil || trace.SpanContextFromContext(ctx).TraceID().String() != strings.Split(tp0, "-")[1] {
+		t.Fatalf("end %v, handler ctx %v: want no end and the message's trace", end != nil, trace.SpanContextFromContext(ctx))
+	}
+	if n := len(sr.Ended()) + len(sr.Started()); n != 0 {
+		t.Fatalf("%d spans recorded", n)
 	}
 }
