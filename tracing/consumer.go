@@ -27,6 +27,9 @@ import (
 // gets a span with Run's ctx's span as parent. Baggage in the headers is put in
 // the handler's ctx either way.
 func (t *Tracer) OnHandle(ctx context.Context, ev consumer.HandleEvent) (context.Context, func(consumer.Action, any)) {
+	if t == nil || t.tracer == nil {
+		return ctx, nil // not made by New
+	}
 	d := &ev.Delivery
 	dest := consumeDestination(d.Exchange, d.RoutingKey, d.Queue)
 	attrs := make([]attribute.KeyValue, 0, 12)

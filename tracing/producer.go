@@ -36,6 +36,9 @@ type msgSpan struct {
 // original headers), it is kept as it is and the span links to it, as the
 // messaging conventions ask.
 func (t *Tracer) OnMessagePublish(ctx context.Context, ev producer.MessagePublishEvent, m *producer.Message) any {
+	if t == nil || t.tracer == nil {
+		return nil // not made by New
+	}
 	dest := sendDestination(ev.Exchange, ev.RoutingKey)
 	attrs := make([]attribute.KeyValue, 0, 12)
 	attrs = append(attrs,

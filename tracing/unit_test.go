@@ -31,6 +31,14 @@ func TestNewRefusesNilOptions(t *testing.T) {
 	if tr, err := tracing.New(); err != nil || tr == nil {
 		t.Fatalf("New with the globals: %v", err)
 	}
+	// A Tracer not made by New does nothing (and does not panic).
+	var zero tracing.Tracer
+	if h := zero.OnMessagePublish(context.Background(), producer.MessagePublishEvent{}, &producer.Message{}); h != nil {
+		t.Fatalf("zero Tracer returned handle %v", h)
+	}
+	if _, end := zero.OnHandle(context.Background(), consumer.HandleEvent{}); end != nil {
+		t.Fatal("zero Tracer returned an end")
+	}
 }
 
 // publishOne runs the producer hook on a message as Publish would and ends it.
