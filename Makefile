@@ -27,7 +27,7 @@ TEST_ENV += LAVINMQ_TEST_LAVINMQ_URL=$(TEST_URL)
 endif
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: test unit chaos demo bench broker-start broker-stop vet fuzz
+.PHONY: test unit chaos demo tracing-demo bench broker-start broker-stop vet fuzz
 
 broker-start:
 	$(BROKER_SCRIPT) start
@@ -55,6 +55,10 @@ chaos: broker-start
 ## demo: publish and consume through a broker restart, print a verdict
 demo: broker-start
 	LAVINMQ_URL=$(TEST_URL) go run ./examples/demo -restart-cmd '$(BROKER_SCRIPT) restart'
+
+## tracing-demo: print the OpenTelemetry spans of one message through a reconnect
+tracing-demo: broker-start
+	LAVINMQ_URL=$(TEST_URL) go run ./examples/tracing
 
 ## bench: a quick end-to-end benchmark run against the local broker (under 5 minutes)
 bench: broker-start

@@ -35,6 +35,7 @@ func reportCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	traceText, _ := os.ReadFile(filepath.Join(*out, "tracing-bench.txt")) // optional: older result sets lack it
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	aggs := aggregates(results)
@@ -44,6 +45,7 @@ func reportCmd(args []string) error {
 	writeBrokers(w, aggs, filepath.Join(*out, "lavinmq"))
 	writeSlowAndTimeline(w, aggs)
 	writeBuffer(w, parseBufferBench(string(bufText)))
+	writeTracing(w, parseTracingBench(string(traceText)))
 	writeChaos(w, chaos)
 	writeSeed(w, seed)
 	writeNotMeasured(w)

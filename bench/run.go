@@ -117,6 +117,10 @@ func runCmd(args []string) error {
 	if err := runBufferBench(*out, *quick); err != nil {
 		return err
 	}
+	fmt.Fprintln(os.Stderr, "tracing cost (go test -bench PublishConsume ./tracing/) ...")
+	if err := runTracingBench(*out, *url, *quick); err != nil {
+		return err
+	}
 	if err := writeJSON(filepath.Join(*out, "seed.json"), measureSeed()); err != nil {
 		return err
 	}

@@ -44,8 +44,10 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 	})
 	ctx, cancel := context.WithCancel(hctx)
 	stop := context.AfterFunc(j.s.ctx, cancel)
+	d := newDelivery(k.queue, &j.d)
+	tctx, end := k.handleStart(ctx, j.s, &d)
 	start := time.Now()
-	a := k.call(ctx, h, newDelivery(k.queue, &j.d))
+	a, rec := k.call(tctx, h, d)
 	took := time.Since(start)
 	stop()
 	if limit > 0 {
@@ -54,6 +56,7 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 		} else if n := max(k.failed.add(key), prior+1); n >= limit {
 			k.discard(j, key, n)
 			k.handled(NackDiscard, took)
+			k.handleEnd(end, NackDiscard, rec)
 			k.streamDone(j, true)
 			cancel()
 			return
@@ -64,6 +67,7 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 	cancel()
 	k.apply(j, a)
 	k.handled(a, took)
+	k.handleEnd(end, a, rec)
 	// On a stream, NackRequeue (a handler that gave up, say on its ctx) is
 	// not settled: the next subscribe starts from it again.
 	k.streamDone(j, a == Ack || a == NackDiscard)
@@ -115,10 +119,11 @@ func (k *Consumer) discard(j job, key string, failures int) {
 // a delivery discarded by WithMaxRedeliveries.
 const ReasonMaxRedeliveries = "max_redeliveries"
 
-// call runs the handler and turns a panic into the configured nack.
-func (k *Consumer) call(ctx context.Context, h Handler, d Delivery) (a Action) {
+// call runs the handler and turns a panic into the configured nack; r is
+// the value it panicked with.
+func (k *Consumer) call(ctx context.Context, h Handler, d Delivery) (a Action, r any) {
 	defer func() {
-		r := recover()
+		r = recover()
 		if r == nil {
 			return
 		}
@@ -135,7 +140,7 @@ func (k *Consumer) call(ctx context.Context, h Handler, d Delivery) (a Action) {
 			}
 		})
 	}()
-	return h(ctx, d)
+	return h(ctx, d), nil
 }
 
 // apply sends the Action for j on j's own channel and counts it.

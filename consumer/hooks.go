@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -51,6 +52,28 @@ type HookSubscribeFailed interface {
 	OnSubscribeFailed(queue string, err error, attempt int)
 }
 
+// HookHandle wraps every handler call: the tracing package implements it to
+// run each handler inside a span.
+type HookHandle interface {
+	// OnHandle is called on the handler's goroutine right before the handler
+	// runs, with the ctx the handler would get. The handler gets the ctx
+	// OnHandle returns, which must derive from ctx (carry a span in it, say).
+	// end, when not nil, is called once on the same goroutine, after the
+	// handler returned or panicked and its Action was applied (or found stale:
+	// see HookStaleAck), with the Action (NackDiscard when WithMaxRedeliveries
+	// discarded the delivery) and the value the handler panicked with (nil
+	// when it returned). It is not called for deliveries the handler never
+	// ran on (see HookHandled).
+	OnHandle(ctx context.Context, ev HandleEvent) (hctx context.Context, end func(a Action, panicked any))
+}
+
+// HandleEvent describes the delivery a handler is about to get.
+type HandleEvent struct {
+	Client   string   // the client's Name
+	Endpoint string   // host:port of the connection the delivery came on; never credentials
+	Delivery Delivery // the delivery, as the handler gets it
+}
+
 // eachHook calls f with every hook value. A hook that panics is recovered
 // and logged; the goroutine that called it (a handler worker or Run's loop)
 // goes on.
@@ -73,7 +96,7 @@ func (k *Consumer) callHook(f func(any), h any) {
 // that implements none (a misspelt method) would silently do nothing.
 func isHook(h any) bool {
 	switch h.(type) {
-	case HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed:
+	case HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed, HookHandle:
 		return true
 	}
 	return false

@@ -93,7 +93,7 @@ func (c *cfg) validate() error {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
 		}
 		if !isHook(h) {
-			return fmt.Errorf("%w: hook %d (%T) implements none of the consumer's hook interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed)", ErrInvalidConfig, i, h)
+			return fmt.Errorf("%w: hook %d (%T) implements none of the consumer's hook interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck, HookResubscribed, HookDiscarded, HookSubscribeFailed, HookHandle)", ErrInvalidConfig, i, h)
 		}
 	}
 	return nil
@@ -159,7 +159,8 @@ func WithRetryDelay(initial, max time.Duration) Option {
 
 // WithHooks registers values that implement one or more of the hook
 // interfaces (HookDelivered, HookHandled, HookPanic, HookStaleAck,
-// HookResubscribed). Only the interfaces a value implements are called.
+// HookResubscribed, HookDiscarded, HookSubscribeFailed, HookHandle, which
+// tracing.Tracer implements). Only the interfaces a value implements are called.
 func WithHooks(hooks ...any) Option {
 	return optionFunc(func(c *cfg) { c.hooks = append(c.hooks, hooks...) })
 }

@@ -59,6 +59,7 @@ type envelope struct {
 	resent   bool    // published at least once before
 	epoch    uint8   // parity of the flush epoch it was accepted in (see flusher)
 	waiter   *waiter // PublishSync's, told when the message settles; nil for Publish
+	trace    any     // the HookMessage handle (see msghook.go); nil without a HookMessage
 }
 
 func (m *Message) publishing(defaultMode uint8) amqp.Publishing {

@@ -102,7 +102,7 @@ func (c *config) validate() error {
 			return fmt.Errorf("%w: hook %d is nil", ErrInvalidConfig, i)
 		}
 		if !isHook(h) {
-			return fmt.Errorf("%w: hook %d (%T) implements none of the producer's hook interfaces (HookProducerOpened, HookProducerClosed, HookConfirmed, HookWritten, HookDropped, HookResent)", ErrInvalidConfig, i, h)
+			return fmt.Errorf("%w: hook %d (%T) implements none of the producer's hook interfaces (HookProducerOpened, HookProducerClosed, HookConfirmed, HookWritten, HookDropped, HookResent, HookMessage)", ErrInvalidConfig, i, h)
 		}
 	}
 	return nil
@@ -174,8 +174,9 @@ func OnDrop(f func(m Message, queue string, reason DropReason)) Option {
 	return optionFunc(func(c *config) { c.onDrop = f })
 }
 
-// WithHooks adds hook values (see HookProducerOpened and the others); a value
-// may implement any subset of the hook interfaces.
+// WithHooks adds hook values (see HookProducerOpened and the others, and
+// HookMessage, which tracing.Tracer implements); a value may implement any
+// subset of the hook interfaces.
 func WithHooks(hooks ...any) Option {
 	return optionFunc(func(c *config) { c.hooks = append(c.hooks, hooks...) })
 }

@@ -194,6 +194,7 @@ func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 	// Counted pending for Flush before it becomes visible to the publisher;
 	// undone when the push fails.
 	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), epoch: p.flush.enter(), waiter: w}
+	p.traceStart(ctx, &env)
 	if p.ring.TryPush(env) {
 		p.accepted.Add(1)
 		return nil
@@ -218,6 +219,7 @@ func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 		err = buffer.ErrFull
 	}
 	p.flush.leave(env.epoch)
+	p.traceRefused(&env, err)
 	return err
 }
 
@@ -394,6 +396,7 @@ func (p *Producer) drop(env *envelope, r DropReason) {
 	for _, h := range p.hooks.dropped {
 		p.hookDropped(h, r)
 	}
+	p.traceSettled(env, r)
 	if p.cfg.onDrop != nil || env.waiter != nil {
 		if env.msg.MessageID == "" {
 			env.msg.MessageID = p.newID(env.seq)
@@ -439,6 +442,7 @@ func (p *Producer) confirm(env *envelope) {
 			p.hookConfirmed(h, lat)
 		}
 	}
+	p.traceSettled(env, 0)
 	p.confirmed.Add(1)
 	if p.cause.Load() != nil {
 		p.cause.Store(nil)

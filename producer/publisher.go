@@ -48,7 +48,8 @@ type pubState struct {
 	// time, so that a loss with one message in flight names it.
 	probe bool
 
-	key string // routing key of the current session (a server-named queue's current name)
+	key  string        // routing key of the current session (a server-named queue's current name)
+	conn *lavinmq.Conn // the current session's connection
 }
 
 // canSend reports whether the flight has room for one more publish.
@@ -178,7 +179,7 @@ func (p *Producer) pause(d time.Duration, cn *lavinmq.Conn) {
 // its alarm clears, and Close may take the state over meanwhile (orphaned),
 // after which session returns at once without touching st.
 func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
-	st.key = p.key
+	st.key, st.conn = p.key, cn
 	if !p.cfg.routingSet {
 		// The default exchange routes by queue name: a server-named queue
 		// declared through the client gets a new name after a reconnect.
@@ -381,6 +382,7 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		}
 		return err
 	}
+	p.traceSent(st.conn, env)
 	if env.resent {
 		p.resent.Add(1)
 		for _, h := range p.hooks.resent {
@@ -462,6 +464,7 @@ func (p *Producer) onConfirm(st *pubState, c amqp.Confirmation, returns <-chan a
 		delete(st.inFlightIDs, s.env.msg.MessageID)
 	default:
 		s.env.attempts++
+		p.traceNacked(&s.env)
 		p.noteCause(fmt.Errorf("producer: the broker nacked message %s (attempt %d of %d)", p.idOf(&s.env), s.env.attempts, p.cfg.retryBudget))
 		if int(s.env.attempts) >= p.cfg.retryBudget {
 			p.drop(&s.env, Nacked)
