@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -202,7 +203,7 @@ func targets17(b brokerResults) []target17 {
 	var out []target17
 	ratio := func(goal, sc, v string, want float64) {
 		sdk, raw := findAgg(b.aggs, sc, v, "sdk"), findAgg(b.aggs, sc, v, "raw")
-		t := target17{broker: b.name, goal: fmt.Sprintf("%s ≥ %.2g×", goal, want)}
+		t := target17{broker: b.name, goal: fmt.Sprintf("%s ≥ %s×", goal, strconv.FormatFloat(want, 'f', -1, 64))}
 		if sdk.Mean > 0 && raw.Mean > 0 {
 			r := sdk.Mean / raw.Mean
 			t.measured, t.met, t.ok = fmt.Sprintf("%.2f× (%.0f ÷ %.0f msg/s)", r, sdk.Mean, raw.Mean), r >= want, true

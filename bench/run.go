@@ -128,7 +128,7 @@ func runCmd(args []string) error {
 		jobs = onlyJobs(jobs, strings.Split(*only, ","))
 	}
 	var results []result
-	burstRate, rawMax := 0, 0.0
+	burstRate := 0
 	for _, j := range jobs {
 		if j.Scenario == "burst" {
 			if burstRate == 0 {
@@ -137,10 +137,7 @@ func runCmd(args []string) error {
 			j.Rate = burstRate
 		}
 		if j.Scenario == "latency" && j.Percent > 0 {
-			if rawMax == 0 {
-				rawMax = aggregateOf(results, "latency", latencyMaxVariant, "raw").Mean
-			}
-			j.Rate = max(1, int(rawMax*float64(j.Percent)/100))
+			j.Rate = offeredRate(results, j.Percent)
 		}
 		preset := j.Sample
 		for s := range samplesFor(j, *quick, n) {
@@ -179,6 +176,12 @@ func runCmd(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "done in %v; results in %s\n", time.Since(started).Round(time.Second), *out)
 	return nil
+}
+
+// offeredRate is pct percent of the raw maximum the latency scenario measured
+// first in this run (at least 1 msg/s).
+func offeredRate(results []result, pct int) int {
+	return max(1, int(aggregateOf(results, "latency", latencyMaxVariant, "raw").Mean*float64(pct)/100))
 }
 
 // onlyJobs keeps the jobs of the named scenarios.
