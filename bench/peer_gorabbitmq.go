@@ -26,6 +26,10 @@ import (
 //     docs say nothing about retrying: the example logs a failed publish and
 //     goes on. A caller that must not lose the message retries it; retryWait
 //     sleeps 100 ms before the next try.
+//   - Without confirms (implGoRabbitMQPlain): the README's Quick Start
+//     Publisher, NewPublisher(conn) and Publish(body, []string{key}), here
+//     with WithPublishOptionsPersistentDelivery (the queue is durable; the
+//     default, transient, would not survive the crash whatever the library).
 //   - Consuming: NewConsumer(conn, queue, WithConsumerOptionsQOSPrefetch(100),
 //     WithConsumerOptionsQueueDurable) and Run(handler) returning rabbitmq.Ack
 //     (README "Quick Start Consumer"; the queue here is durable, so the
@@ -35,27 +39,35 @@ import (
 // be restarted after a reconnect; the bench logs to stderr instead and counts
 // those, so a run reports it rather than dying.
 type goRabbitMQPeer struct {
-	conn *rabbitmq.Conn
-	pub  *rabbitmq.Publisher
-	q    string
-	log  *peerLogger
+	confirm bool
+	conn    *rabbitmq.Conn
+	pub     *rabbitmq.Publisher
+	q       string
+	log     *peerLogger
 }
 
-func newGoRabbitMQPeer(url, q string) (*goRabbitMQPeer, error) {
+func newGoRabbitMQPeer(url, q string, confirm bool) (*goRabbitMQPeer, error) {
 	l := &peerLogger{l: log.New(os.Stderr, "go-rabbitmq ", log.LstdFlags|log.Lmicroseconds)}
 	conn, err := rabbitmq.NewConn(url, rabbitmq.WithConnectionOptionsLogger(l))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := rabbitmq.NewPublisher(conn, rabbitmq.WithPublisherOptionsLogger(l), rabbitmq.WithPublisherOptionsConfirm)
+	opts := []func(*rabbitmq.PublisherOptions){rabbitmq.WithPublisherOptionsLogger(l)}
+	if confirm {
+		opts = append(opts, rabbitmq.WithPublisherOptionsConfirm)
+	}
+	pub, err := rabbitmq.NewPublisher(conn, opts...)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
-	return &goRabbitMQPeer{conn: conn, pub: pub, q: q, log: l}, nil
+	return &goRabbitMQPeer{confirm: confirm, conn: conn, pub: pub, q: q, log: l}, nil
 }
 
 func (p *goRabbitMQPeer) publish(ctx context.Context, b []byte) (*amqp.DeferredConfirmation, error) {
+	if !p.confirm {
+		return nil, p.pub.PublishWithContext(ctx, b, []string{p.q}, rabbitmq.WithPublishOptionsPersistentDelivery)
+	}
 	confs, err := p.pub.PublishWithDeferredConfirmWithContext(ctx, b, []string{p.q}, rabbitmq.WithPublishOptionsPersistentDelivery)
 	if err != nil {
 		return nil, err

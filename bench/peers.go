@@ -19,12 +19,16 @@ import (
 const (
 	implAMQPRecovery = "amqp091-recovery"
 	implGoRabbitMQ   = "go-rabbitmq"
+	// implGoRabbitMQPlain is go-rabbitmq's Quick Start publisher: Publish
+	// without confirm mode (outage scenario only: nothing to await).
+	implGoRabbitMQPlain = "go-rabbitmq-publish"
 )
 
 // peer is one library's publisher and consumer on one queue.
 type peer interface {
 	// publish sends one persistent message to the queue and returns the
-	// library's deferred confirmation for it.
+	// library's deferred confirmation for it (nil for a publisher without
+	// confirms).
 	publish(ctx context.Context, body []byte) (*amqp.DeferredConfirmation, error)
 	// retryWait is what a caller of this library does after a failed
 	// publish before trying the same message again (per its docs).
@@ -42,12 +46,16 @@ func newPeer(impl, url, q string) (peer, error) {
 	case implAMQPRecovery:
 		return newAMQPRecoveryPeer(url, q)
 	case implGoRabbitMQ:
-		return newGoRabbitMQPeer(url, q)
+		return newGoRabbitMQPeer(url, q, true)
+	case implGoRabbitMQPlain:
+		return newGoRabbitMQPeer(url, q, false)
 	}
 	return nil, fmt.Errorf("unknown peer %q", impl)
 }
 
-func isPeer(impl string) bool { return impl == implAMQPRecovery || impl == implGoRabbitMQ }
+func isPeer(impl string) bool {
+	return impl == implAMQPRecovery || impl == implGoRabbitMQ || impl == implGoRabbitMQPlain
+}
 
 // schedule is an open-loop send schedule: message i is due at start + i/rate.
 // Latency measured from due(i) includes any time the caller was held before

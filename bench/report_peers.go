@@ -16,6 +16,7 @@ var peerImpls = []string{"raw", "sdk", implAMQPRecovery, implGoRabbitMQ}
 
 var implTitle = map[string]string{
 	"raw": "raw amqp091-go", "sdk": "lavinmq-go", implAMQPRecovery: "amqp091-go + Config.Recovery", implGoRabbitMQ: "go-rabbitmq v0.15.0",
+	implGoRabbitMQPlain: "go-rabbitmq v0.15.0, Publish without confirms",
 }
 
 // brokerResults is one broker's aggregates, for the sections that show both.
@@ -160,7 +161,7 @@ func latP99(a aggregate) float64 {
 
 func writeOutage(w writer, b brokerResults) {
 	var rows []aggregate
-	for _, impl := range []string{"sdk", implAMQPRecovery, implGoRabbitMQ} {
+	for _, impl := range []string{"sdk", implAMQPRecovery, implGoRabbitMQ, implGoRabbitMQPlain} {
 		if a := findAgg(b.aggs, "outage", outageVariant, impl); a.Samples > 0 {
 			rows = append(rows, a)
 		}
@@ -176,6 +177,7 @@ func writeOutage(w writer, b brokerResults) {
 	w("SDK one `Publish` call; for the peers the library call plus the retries after an error: amqp091-go's recovery example\n")
 	w("waits while the connection reconnects, go-rabbitmq's caller retries every 100 ms). *Told failed*: the caller was told\n")
 	w("(a nacked deferred confirmation, OnDrop, an error given up on); re-sending those is the caller's job with both peers.\n")
+	w("go-rabbitmq's Quick Start publisher (`Publish`, no confirm mode, persistent messages) has no confirmation to await.\n")
 	w("*Silently lost*: accepted, never reported failed, not in the queue. *Unsettled*: a confirmation that never resolved\n")
 	w("within 30 s of the end.\n\n")
 	w("| library | sample | offered | longest hold ms | accepted | told failed | received | duplicates | silently lost | failed but received | unsettled | note |\n")

@@ -69,7 +69,7 @@ func plan(quick bool) (jobs []job, samples int) {
 	add(job{Scenario: "timeline", Variant: "5000 msg/s confirm", Size: 16, Rate: 5000, Duration: 8 * time.Second}, "raw")
 	// Last: it crashes the broker. One sample per impl in a quick run, 3 (alternating) in a full one.
 	for s := range outageSamples {
-		for _, impl := range []string{"sdk", implAMQPRecovery, implGoRabbitMQ} {
+		for _, impl := range []string{"sdk", implAMQPRecovery, implGoRabbitMQ, implGoRabbitMQPlain} {
 			jobs = append(jobs, job{Scenario: "outage", Variant: outageVariant, Impl: impl, Mode: "confirm", Size: 16,
 				Rate: 2000, Duration: 15 * time.Second, Sample: s + 1})
 		}
@@ -111,6 +111,7 @@ func runCmd(args []string) error {
 	url := fs.String("url", os.Getenv("LAVINMQ_URL"), "broker URL")
 	out := outFlag(fs)
 	only := fs.String("only", "", "comma-separated scenarios to run (e.g. latency,outage); skips the buffer and seed measurements")
+	impls := fs.String("impl", "", "with -only: comma-separated impls to run (e.g. sdk,go-rabbitmq)")
 	_ = fs.Parse(args)
 	if *url == "" {
 		return fmt.Errorf("no broker URL: give -url or set LAVINMQ_URL (bench/run.sh does)")
@@ -125,7 +126,7 @@ func runCmd(args []string) error {
 	}
 	jobs, n := plan(*quick)
 	if *only != "" {
-		jobs = onlyJobs(jobs, strings.Split(*only, ","))
+		jobs = onlyJobs(jobs, strings.Split(*only, ","), *impls)
 	}
 	var results []result
 	burstRate := 0
@@ -184,15 +185,19 @@ func offeredRate(results []result, pct int) int {
 	return max(1, int(aggregateOf(results, "latency", latencyMaxVariant, "raw").Mean*float64(pct)/100))
 }
 
-// onlyJobs keeps the jobs of the named scenarios.
-func onlyJobs(jobs []job, names []string) []job {
-	want := map[string]bool{}
+// onlyJobs keeps the jobs of the named scenarios (and of the named impls,
+// when impls is not empty).
+func onlyJobs(jobs []job, names []string, impls string) []job {
+	want, impl := map[string]bool{}, map[string]bool{}
 	for _, n := range names {
 		want[strings.TrimSpace(n)] = true
 	}
+	for _, n := range strings.Split(impls, ",") {
+		impl[strings.TrimSpace(n)] = true
+	}
 	var out []job
 	for _, j := range jobs {
-		if want[j.Scenario] {
+		if want[j.Scenario] && (impls == "" || impl[j.Impl]) {
 			out = append(out, j)
 		}
 	}
