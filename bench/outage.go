@@ -114,6 +114,7 @@ func runOutage(ctx context.Context, j job) (result, error) {
 	}
 	r := result{Msgs: n, Seconds: offered.Seconds(), MsgPerSec: float64(n) / offered.Seconds(), MaxCallMs: float64(maxHold) / 1e6,
 		Unsettled: int64(unsettled)}
+	firstLost, lastLost := -1, -1
 	for i := range n {
 		got := counts[i]
 		if got > 0 {
@@ -130,11 +131,19 @@ func runOutage(ctx context.Context, j job) (result, error) {
 			}
 		} else if led.accepted[i] && got == 0 {
 			r.Lost++
+			if firstLost < 0 {
+				firstLost = i
+			}
+			lastLost = i
 		}
 	}
 	r.Note = fmt.Sprintf("SIGKILL at %.1fs, broker answering again at %.1fs; offered in %.1fs", f.killed.Seconds(), f.up.Seconds(), offered.Seconds())
 	if note != "" {
 		r.Note += "; " + note
+	}
+	if r.Lost > 0 { // message i was due at i/Rate s
+		r.Note += fmt.Sprintf("; lost IDs between %d and %d (due at %.2fs–%.2fs)", firstLost, lastLost,
+			float64(firstLost)/float64(j.Rate), float64(lastLost)/float64(j.Rate))
 	}
 	return r, nil
 }
