@@ -48,8 +48,9 @@ func plan(quick bool) (jobs []job, samples int) {
 		add(job{Scenario: "concurrency", Variant: fmt.Sprintf("confirm %d goroutines", g), Mode: "confirm", Size: 16, N: n, Goroutines: g}, "sdk", "raw")
 	}
 	add(job{Scenario: "consume", Variant: "prefetch 100, ack each", Size: 16, N: n}, "sdk", "raw", implAMQPRecovery, implGoRabbitMQ)
-	// Open-loop latency at 25, 50 and 75 % of the raw Confirm maximum (runCmd
-	// sets the rate from the baseline above); the impls alternate, sample by sample.
+	// Open-loop latency at 25, 50 and 75 % of the raw Confirm maximum, which
+	// the first job measures (runCmd sets the rates from it); the impls
+	// alternate, sample by sample.
 	jobs = append(jobs, job{Scenario: "latency", Variant: latencyMaxVariant, Impl: "raw", Mode: "confirm", Size: 16, Goroutines: 1,
 		Duration: latencyFor, Sample: 1})
 	for s := range latencySamples {
@@ -90,8 +91,9 @@ func latencyVariant(pct int) string { return fmt.Sprintf("confirm 16B at %d%% of
 const outageVariant = "2000 msg/s for 15s, SIGKILL at 4s"
 
 // samplesFor: a job that carries its sample number (latency, outage: the
-// plan alternates the impls sample by sample) runs once; the timeline runs once; the slow burst and slow-consumer
-// scenarios 3 times (1 in a quick run); the rest n times.
+// plan alternates the impls sample by sample) runs once, and so does the
+// timeline; the burst and slow-consumer scenarios 3 times (1 in a quick
+// run); the rest n times.
 func samplesFor(j job, quick bool, n int) int {
 	switch {
 	case j.Sample > 0, j.Scenario == "timeline":
@@ -107,7 +109,7 @@ func samplesFor(j job, quick bool, n int) int {
 
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	quick := fs.Bool("quick", false, "fewer messages and samples (under 5 minutes)")
+	quick := fs.Bool("quick", false, "fewer messages and samples (about 4 minutes per broker)")
 	url := fs.String("url", os.Getenv("LAVINMQ_URL"), "broker URL")
 	out := outFlag(fs)
 	only := fs.String("only", "", "comma-separated scenarios to run (e.g. latency,outage); skips the buffer and seed measurements")
@@ -186,7 +188,8 @@ func offeredRate(results []result, pct int) int {
 }
 
 // onlyJobs keeps the jobs of the named scenarios (and of the named impls,
-// when impls is not empty).
+// when impls is not empty); burst keeps the SDK's Confirm baseline, whose
+// rate sets the burst's.
 func onlyJobs(jobs []job, names []string, impls string) []job {
 	want, impl := map[string]bool{}, map[string]bool{}
 	for _, n := range names {
@@ -197,7 +200,8 @@ func onlyJobs(jobs []job, names []string, impls string) []job {
 	}
 	var out []job
 	for _, j := range jobs {
-		if want[j.Scenario] && (impls == "" || impl[j.Impl]) {
+		burstBase := want["burst"] && j.Scenario == "baseline" && j.Variant == "confirm 16B" && j.Impl == "sdk" // the burst's rate
+		if (want[j.Scenario] || burstBase) && (impls == "" || impl[j.Impl]) {
 			out = append(out, j)
 		}
 	}
