@@ -198,6 +198,15 @@ func TestPlanRunsPeersLatencyAndOutage(t *testing.T) {
 			t.Errorf("quick=%v: %d outage samples of the SDK", quick, seen["outage/sdk"])
 		}
 	}
+	jobs, _ := plan(true)
+	for _, j := range onlyJobs(jobs, []string{"outage"}, implGoRabbitMQPlain) {
+		if j.Scenario != "outage" || j.Impl != implGoRabbitMQPlain {
+			t.Errorf("-only outage -impl %s kept %s/%s", implGoRabbitMQPlain, j.Scenario, j.Impl)
+		}
+	}
+	if got := onlyJobs(jobs, []string{"burst"}, ""); len(got) == 0 || got[0].Scenario != "baseline" || got[0].Impl != "sdk" {
+		t.Errorf("-only burst must start with the SDK's Confirm baseline (its rate), got %v", got)
+	}
 	results := []result{res("latency", latencyMaxVariant, "raw", 40_000, nil)}
 	if got := offeredRate(results, 75); got != 30_000 {
 		t.Fatalf("75 %% of 40000 = %d", got)
