@@ -212,3 +212,18 @@ func TestPlanRunsPeersLatencyAndOutage(t *testing.T) {
 		t.Fatalf("75 %% of 40000 = %d", got)
 	}
 }
+
+func TestOverlapNeedsRangesOfSeveralSamples(t *testing.T) {
+	for _, c := range []struct {
+		a, b spread
+		want bool
+	}{
+		{spread{5, 1, 10}, spread{12, 9, 20}, true},
+		{spread{5, 1, 10}, spread{15, 11, 20}, false},
+		{spread{5, 5, 5}, spread{5, 1, 10}, false}, // one sample: no range to compare
+	} {
+		if got := overlap(c.a, c.b); got != c.want {
+			t.Errorf("overlap(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
