@@ -54,8 +54,13 @@ func aggregates(results []result) []aggregate {
 	}
 	for i := range out {
 		// Throughput ratios mean something where both sides do the same work;
-		// the burst and timeline scenarios are compared in their own tables.
-		if out[i].Impl == "raw" || out[i].Scenario == "burst" || out[i].Scenario == "timeline" {
+		// the burst, timeline, latency and outage scenarios are compared in
+		// their own tables.
+		switch out[i].Scenario {
+		case "burst", "timeline", "latency", "outage":
+			continue
+		}
+		if out[i].Impl == "raw" {
 			continue
 		}
 		for _, raw := range out {

@@ -49,6 +49,8 @@ func runPublish(ctx context.Context, j job) (result, error) {
 		r, confirmLat, err = publishSDK(ctx, j, q)
 	case "raw", "raw-sync":
 		r, confirmLat, err = publishRaw(j, conn, q)
+	case implAMQPRecovery, implGoRabbitMQ:
+		r, confirmLat, err = publishPeer(ctx, j, q)
 	default:
 		err = fmt.Errorf("unknown impl %q", j.Impl)
 	}

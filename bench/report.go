@@ -43,6 +43,14 @@ func reportCmd(args []string) error {
 	writeThroughput(w, aggs)
 	writeBurst(w, aggs)
 	writeBrokers(w, aggs, filepath.Join(*out, "lavinmq"))
+	bs := []brokerResults{{name: fp.Broker, aggs: aggs}}
+	if lav, ok := readBroker(filepath.Join(*out, "lavinmq")); ok {
+		bs = append(bs, lav)
+	}
+	writeTargets17(w, bs)
+	for _, b := range bs {
+		writePeers(w, b)
+	}
 	writeSlowAndTimeline(w, aggs)
 	writeBuffer(w, parseBufferBench(string(bufText)))
 	writeTracing(w, parseTracingBench(string(traceText)))
@@ -269,6 +277,21 @@ func writeChaos(w writer, rows []map[string]any) {
 		}
 	}
 	w("\n")
+}
+
+// readBroker reads the results of another broker's run (BROKER=lavinmq
+// bench/run.sh writes bench/results/lavinmq/).
+func readBroker(dir string) (brokerResults, bool) {
+	var rs []result
+	if err := readJSON(filepath.Join(dir, "bench.json"), &rs); err != nil {
+		return brokerResults{}, false
+	}
+	var fp machine
+	_ = readJSON(filepath.Join(dir, "fingerprint.json"), &fp)
+	if fp.Broker == "" {
+		fp.Broker = "LavinMQ"
+	}
+	return brokerResults{name: fp.Broker, aggs: aggregates(rs)}, true
 }
 
 // writeBrokers writes SDK ÷ raw for RabbitMQ (aggs) and LavinMQ (the results

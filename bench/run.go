@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -17,9 +18,11 @@ import (
 func plan(quick bool) (jobs []job, samples int) {
 	n, samples := 100_000, 5
 	slowFor, timelineFor := 10*time.Second, 30*time.Second
+	latencySamples, latencyFor, outageSamples := 3, 5*time.Second, 3
 	if quick {
 		n, samples = 20_000, 3
 		slowFor, timelineFor = 4*time.Second, 25*time.Second
+		latencySamples, latencyFor, outageSamples = 1, 2*time.Second, 1
 	}
 	add := func(j job, impls ...string) {
 		for _, impl := range impls {
@@ -32,7 +35,8 @@ func plan(quick bool) (jobs []job, samples int) {
 		}
 	}
 	add(job{Scenario: "baseline", Variant: "fire_and_forget 16B", Mode: "fire_and_forget", Size: 16, N: n, Goroutines: 1}, "sdk", "raw")
-	add(job{Scenario: "baseline", Variant: "confirm 16B", Mode: "confirm", Size: 16, N: n, Goroutines: 1}, "sdk", "sdk-no-mandatory", "raw", "raw-sync")
+	add(job{Scenario: "baseline", Variant: "confirm 16B", Mode: "confirm", Size: 16, N: n, Goroutines: 1}, "sdk", "sdk-no-mandatory", "raw", "raw-sync",
+		implAMQPRecovery, implGoRabbitMQ)
 	for _, s := range []struct {
 		size int
 		name string
@@ -43,7 +47,20 @@ func plan(quick bool) (jobs []job, samples int) {
 	for _, g := range []int{1, 4, 16} {
 		add(job{Scenario: "concurrency", Variant: fmt.Sprintf("confirm %d goroutines", g), Mode: "confirm", Size: 16, N: n, Goroutines: g}, "sdk", "raw")
 	}
-	add(job{Scenario: "consume", Variant: "prefetch 100, ack each", Size: 16, N: n}, "sdk", "raw")
+	add(job{Scenario: "consume", Variant: "prefetch 100, ack each", Size: 16, N: n}, "sdk", "raw", implAMQPRecovery, implGoRabbitMQ)
+	// Open-loop latency at 25, 50 and 75 % of the raw Confirm maximum, which
+	// the first job measures (runCmd sets the rates from it); the impls
+	// alternate, sample by sample.
+	jobs = append(jobs, job{Scenario: "latency", Variant: latencyMaxVariant, Impl: "raw", Mode: "confirm", Size: 16, Goroutines: 1,
+		Duration: latencyFor, Sample: 1})
+	for s := range latencySamples {
+		for _, pct := range latencyPercents {
+			for _, impl := range []string{"sdk", "raw", implAMQPRecovery, implGoRabbitMQ} {
+				jobs = append(jobs, job{Scenario: "latency", Variant: latencyVariant(pct), Impl: impl, Mode: "confirm", Size: 16,
+					Goroutines: 1, Percent: pct, Duration: latencyFor, Sample: s + 1})
+			}
+		}
+	}
 	for _, p := range []string{"drop-oldest", "raise", "block"} {
 		add(job{Scenario: "burst", Variant: "10x rate for 1s, " + p, Policy: p, Size: 16}, "sdk")
 	}
@@ -51,14 +68,35 @@ func plan(quick bool) (jobs []job, samples int) {
 	add(job{Scenario: "slow", Variant: "2000 msg/s, consumer 1ms/msg", Size: 16, Rate: 2000, Duration: slowFor}, "sdk", "raw")
 	add(job{Scenario: "timeline", Variant: "5000 msg/s confirm", Size: 16, Rate: 5000, Duration: timelineFor}, "sdk")
 	add(job{Scenario: "timeline", Variant: "5000 msg/s confirm", Size: 16, Rate: 5000, Duration: 8 * time.Second}, "raw")
+	// Last: it crashes the broker. One sample per impl in a quick run, 3 (alternating) in a full one.
+	for s := range outageSamples {
+		for _, impl := range []string{"sdk", implAMQPRecovery, implGoRabbitMQ, implGoRabbitMQPlain} {
+			jobs = append(jobs, job{Scenario: "outage", Variant: outageVariant, Impl: impl, Mode: "confirm", Size: 16,
+				Rate: 2000, Duration: 15 * time.Second, Sample: s + 1})
+		}
+	}
 	return jobs, samples
 }
 
-// samplesFor: the timeline runs once; the slow burst and slow-consumer
-// scenarios 3 times (1 in a quick run); the rest n times.
+// latencyPercents are the offered rates of the latency scenario, in percent
+// of the raw Confirm maximum of the same run.
+var latencyPercents = []int{25, 50, 75}
+
+// latencyMaxVariant is the raw Confirm loop run as fast as it goes for as
+// long as the offered-rate runs: the maximum the percentages refer to.
+const latencyMaxVariant = "raw max: confirm 16B, as fast as possible"
+
+func latencyVariant(pct int) string { return fmt.Sprintf("confirm 16B at %d%% of raw max", pct) }
+
+const outageVariant = "2000 msg/s for 15s, SIGKILL at 4s"
+
+// samplesFor: a job that carries its sample number (latency, outage: the
+// plan alternates the impls sample by sample) runs once, and so does the
+// timeline; the burst and slow-consumer scenarios 3 times (1 in a quick
+// run); the rest n times.
 func samplesFor(j job, quick bool, n int) int {
 	switch {
-	case j.Scenario == "timeline":
+	case j.Sample > 0, j.Scenario == "timeline":
 		return 1
 	case j.Scenario == "burst" || j.Scenario == "slow":
 		if quick {
@@ -71,9 +109,11 @@ func samplesFor(j job, quick bool, n int) int {
 
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	quick := fs.Bool("quick", false, "fewer messages and samples (under 5 minutes)")
+	quick := fs.Bool("quick", false, "fewer messages and samples (about 4 minutes per broker)")
 	url := fs.String("url", os.Getenv("LAVINMQ_URL"), "broker URL")
 	out := outFlag(fs)
+	only := fs.String("only", "", "comma-separated scenarios to run (e.g. latency,outage); skips the buffer and seed measurements")
+	impls := fs.String("impl", "", "with -only: comma-separated impls to run (e.g. sdk,go-rabbitmq)")
 	_ = fs.Parse(args)
 	if *url == "" {
 		return fmt.Errorf("no broker URL: give -url or set LAVINMQ_URL (bench/run.sh does)")
@@ -87,6 +127,9 @@ func runCmd(args []string) error {
 		return err
 	}
 	jobs, n := plan(*quick)
+	if *only != "" {
+		jobs = onlyJobs(jobs, strings.Split(*only, ","), *impls)
+	}
 	var results []result
 	burstRate := 0
 	for _, j := range jobs {
@@ -96,14 +139,21 @@ func runCmd(args []string) error {
 			}
 			j.Rate = burstRate
 		}
+		if j.Scenario == "latency" && j.Percent > 0 {
+			j.Rate = offeredRate(results, j.Percent)
+		}
+		preset := j.Sample
 		for s := range samplesFor(j, *quick, n) {
 			j.Sample = s + 1
+			if preset > 0 {
+				j.Sample = preset
+			}
 			r, err := runWorker(j, *url)
 			if err != nil {
 				return fmt.Errorf("%s/%s/%s sample %d: %w", j.Scenario, j.Variant, j.Impl, j.Sample, err)
 			}
-			fmt.Fprintf(os.Stderr, "[%5.0fs] %-12s %-32s %-8s #%d %10.0f msg/s  cpu %.2fs  rss %.0f MiB %s\n",
-				time.Since(started).Seconds(), j.Scenario, j.Variant, j.Impl, j.Sample, r.MsgPerSec, r.CPUSeconds, r.MaxRSSMB, r.Note)
+			fmt.Fprintf(os.Stderr, "[%5.0fs] %-12s %-32s %-8s #%d %10.0f msg/s  cpu %.2fs  rss %.0f MiB %s%s\n",
+				time.Since(started).Seconds(), j.Scenario, j.Variant, j.Impl, j.Sample, r.MsgPerSec, r.CPUSeconds, r.MaxRSSMB, r.Note, extraLine(r))
 			results = append(results, r)
 		}
 	}
@@ -112,6 +162,10 @@ func runCmd(args []string) error {
 	}
 	if err := writeSummaryCSV(filepath.Join(*out, "bench.csv"), results); err != nil {
 		return err
+	}
+	if *only != "" {
+		fmt.Fprintf(os.Stderr, "done in %v; results in %s (only %s)\n", time.Since(started).Round(time.Second), *out, *only)
+		return nil
 	}
 	fmt.Fprintln(os.Stderr, "buffer microbenchmarks (go test -bench ./buffer/) ...")
 	if err := runBufferBench(*out, *quick); err != nil {
@@ -129,6 +183,48 @@ func runCmd(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "done in %v; results in %s\n", time.Since(started).Round(time.Second), *out)
 	return nil
+}
+
+// offeredRate is pct percent of the raw maximum the latency scenario measured
+// first in this run (at least 1 msg/s).
+func offeredRate(results []result, pct int) int {
+	return max(1, int(aggregateOf(results, "latency", latencyMaxVariant, "raw").Mean*float64(pct)/100))
+}
+
+// onlyJobs keeps the jobs of the named scenarios (and of the named impls,
+// when impls is not empty); burst keeps the SDK's Confirm baseline, whose
+// rate sets the burst's.
+func onlyJobs(jobs []job, names []string, impls string) []job {
+	want, impl := map[string]bool{}, map[string]bool{}
+	for _, n := range names {
+		want[strings.TrimSpace(n)] = true
+	}
+	for _, n := range strings.Split(impls, ",") {
+		impl[strings.TrimSpace(n)] = true
+	}
+	var out []job
+	for _, j := range jobs {
+		burstBase := want["burst"] && j.Scenario == "baseline" && j.Variant == "confirm 16B" && j.Impl == "sdk" // the burst's rate
+		if (want[j.Scenario] || burstBase) && (impls == "" || impl[j.Impl]) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// extraLine is the progress line's tail for the latency and outage scenarios.
+func extraLine(r result) string {
+	switch r.Job.Scenario {
+	case "latency":
+		if r.Job.Percent == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" offered %d msg/s: p50 %.2f p99 %.2f max %.2f ms", r.Job.Rate, r.LatP50, r.LatP99, r.LatMax)
+	case "outage":
+		return fmt.Sprintf(" longest hold %.1f ms, accepted %d, told failed %d, received %d, duplicates %d, lost %d, unsettled %d",
+			r.MaxCallMs, r.Accepted, r.Failed, r.Received, r.Duplicates, r.Lost, r.Unsettled)
+	}
+	return ""
 }
 
 // runWorker runs one sample in a child process and adds its CPU time and peak RSS.

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # bench/run.sh [--quick]: start the local broker (scripts/broker.sh, honouring BROKER_NAME/BROKER_PORT; or
 # scripts/lavinmq.sh with BROKER=lavinmq),
-# run every benchmark scenario for the SDK and for plain amqp091-go, the buffer microbenchmarks and the
-# seed measurement, draw the plots, run the chaos suite (full run only), and regenerate REPORT.md from bench/results/.
-#   bench/run.sh           full run (5 samples, 100 000 messages per sample, then the chaos suite; about 17 minutes)
-#   bench/run.sh --quick   quick run (3 samples, 20 000 messages, no chaos suite; under 5 minutes), what `make bench` runs
+# run every benchmark scenario for the SDK and for plain amqp091-go (and, in the Confirm, consume, open-loop latency and
+# outage rows, for amqp091-go + Config.Recovery and go-rabbitmq), the buffer microbenchmarks and the seed measurement,
+# draw the plots, run the chaos suite (full run only), and regenerate REPORT.md from bench/results/.
+# The outage scenario SIGKILLs the broker (scripts/broker.sh kill, or scripts/lavinmq.sh kill) and starts it again.
+#   bench/run.sh           full run (5 samples, 100 000 messages per sample, latency and outage 3 samples each, then the
+#                          chaos suite; about 27 minutes)
+#   bench/run.sh --quick   quick run (3 samples, 20 000 messages, latency and outage once each, no chaos suite; about
+#                          7 minutes), what `make bench` runs
+# Only some scenarios: go build -o bench/out/bench ./bench && bench/out/bench run -only latency,outage -url URL -out DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""

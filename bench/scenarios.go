@@ -47,7 +47,8 @@ func prefill(conn *amqp.Connection, q string, n, size int) error {
 }
 
 // runConsume consumes N pre-published messages with prefetch 100 and a
-// manual ack each: the SDK consumer, or a raw Consume-and-Ack loop.
+// manual ack each: the SDK consumer, a raw Consume-and-Ack loop, or a peer's
+// own consumer (peers.go).
 func runConsume(ctx context.Context, j job) (result, error) {
 	conn, _, q, err := rawSetup(j.URL, "consume")
 	if err != nil {
@@ -79,6 +80,17 @@ func runConsume(ctx context.Context, j job) (result, error) {
 			}
 			return consumer.Ack
 		})
+	case implAMQPRecovery, implGoRabbitMQ:
+		pr, err := newPeer(j.Impl, j.URL, q)
+		if err != nil {
+			return result{}, err
+		}
+		defer pr.close()
+		start = time.Now()
+		if err := pr.consume(ctx, j.N); err != nil {
+			return result{}, fmt.Errorf("%s: %w", j.Impl, err)
+		}
+		n.Store(int64(j.N))
 	default:
 		ch, err := conn.Channel()
 		if err != nil {

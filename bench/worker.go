@@ -40,6 +40,10 @@ func workerCmd(args []string) error {
 		r, err = runSlow(ctx, j)
 	case "timeline":
 		r, err = runTimeline(ctx, j)
+	case "latency":
+		r, err = runLatency(ctx, j)
+	case "outage":
+		r, err = runOutage(ctx, j)
 	default:
 		err = fmt.Errorf("unknown scenario %q", j.Scenario)
 	}
