@@ -35,8 +35,8 @@ type acker struct {
 	live  func() bool                        // whether the channel can still take frames
 	acked func(n int)                        // n acks written (one frame)
 	stale func(tag uint64, n int, err error) // n acks (the last tag) that cannot be written
-	batch int                                // flush by count at this many acks waiting
-	spill int                                // acks waiting behind a pending delivery that are written one by one
+	batch int                                // flush by count once the leading run holds this many acks
+	spill int                                // at this many acks waiting, write them all (> batch, < prefetch)
 	delay time.Duration                      // flush at the latest this long after an ack is recorded
 
 	mu      sync.Mutex
@@ -142,13 +142,19 @@ func (a *acker) flushBefore(limit uint64) {
 	}
 }
 
-// flushCount writes the leading settled run; the acks left behind a pending
-// delivery go one by one only when spill of them wait, so that a handler that
-// does not return does not hold the whole prefetch window unacknowledged.
+// flushCount runs when batch acks wait. It writes the leading settled run
+// once it holds batch acks: behind a pending delivery (its handler is still
+// running, usually about to return) it waits, so that one frame still covers
+// a whole batch. When spill acks wait it writes them all (the run, the rest
+// one by one), so that a handler that does not return never holds the
+// prefetch window closed.
 func (a *acker) flushCount() {
-	a.flushBefore(^uint64(0))
 	if a.ring.acks >= a.spill {
-		a.writeRest()
+		a.flushAll()
+		return
+	}
+	if a.ring.prefixAcks(a.batch) >= a.batch {
+		a.flushBefore(^uint64(0))
 	}
 }
 

@@ -41,9 +41,9 @@ const (
 //
 // With concurrency above 1 handlers finish out of order: only the contiguous
 // run of settled deliveries goes in one multiple ack; Acks behind a delivery
-// still in its handler wait for it (or for maxDelay), and go one by one when
-// half the prefetch is waiting behind it, so a handler that does not return
-// never stalls the others. NackRequeue and NackDiscard are sent at once, each
+// still in its handler wait for it (or for maxDelay), and go one by one once
+// 2n of them wait (at most the prefetch less one), so a handler that does not
+// return never stalls the others. NackRequeue and NackDiscard are sent at once, each
 // on its own, after the Acks settled before them, so that the broker sees
 // the outcomes in delivery order. Close and the end of Run's ctx send every
 // Ack settled before the channel closes. The Acks of a channel that is gone
@@ -70,6 +70,11 @@ func (c *cfg) validateAcks() error {
 
 // ackBatch is the effective batch: WithAckBatch's n capped at half the prefetch.
 func (c *cfg) ackBatch() int { return max(1, min(c.ackBatchN, c.prefetch/2)) }
+
+// ackSpill is how many acks may wait before all are written, one by one
+// behind a pending delivery: twice the batch, below the prefetch (so the
+// broker always has room to send), above the batch.
+func ackSpill(batch, prefetch int) int { return max(batch+1, min(2*batch, prefetch-1)) }
 
 // chanAcks writes acks and nacks on a channel and treats a frame written to a
 // channel whose reader had already closed it as failed: the broker never
@@ -102,7 +107,7 @@ func (k *Consumer) newAcker(s *session, batch int) *acker {
 		},
 		stale: k.staleN,
 		batch: batch,
-		spill: max(batch, k.cfg.prefetch/2),
+		spill: ackSpill(batch, k.cfg.prefetch),
 		delay: k.cfg.ackDelay,
 	}
 }

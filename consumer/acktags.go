@@ -128,6 +128,21 @@ func (r *tagRing) takePrefix(limit uint64) (last uint64, n int) {
 	return last, n
 }
 
+// prefixAcks counts the Acks in the leading run of settled slots, stopping
+// once it has counted limit.
+func (r *tagRing) prefixAcks(limit int) int {
+	n := 0
+	for i := 0; i < r.n && n < limit; i++ {
+		switch r.at(i).st {
+		case tagPending:
+			return n
+		case tagAck:
+			n++
+		}
+	}
+	return n
+}
+
 // takeRest marks every remaining Ack as written and appends its tag to dst:
 // they sit behind a pending delivery, so each must go on its own.
 func (r *tagRing) takeRest(dst []uint64) []uint64 {
