@@ -97,6 +97,21 @@ type session struct {
 	dead       atomic.Bool      // set by Run's goroutine before it closes ch
 	held       *job             // taken by the pump and not handed over when Run stopped; Run's goroutine only
 	acks       *acker           // coalesces the channel's acks; nil when WithAckBatch is 1 (each ack on its own)
+
+	hOnce sync.Once       // makes hctx
+	hctx  context.Context // parent of the handlers' ctx: Run's handler ctx, cancelled too when the session ends
+}
+
+// handlerParent returns the parent of the ctx of s's handlers: hctx (Run's
+// handler ctx), cancelled too when s ends. It is made once per session, so
+// that each delivery costs one context.WithCancel, not a second AfterFunc.
+func (s *session) handlerParent(hctx context.Context) context.Context {
+	s.hOnce.Do(func() {
+		ctx, cancel := context.WithCancel(hctx)
+		context.AfterFunc(s.ctx, cancel) // endSession cancels s.ctx: no registration outlives s
+		s.hctx = ctx
+	})
+	return s.hctx
 }
 
 // live reports whether Actions can still be applied on the session's channel.

@@ -23,14 +23,13 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 	if k.cfg.streamSet {
 		limit = 0 // a stream does not requeue
 	}
-	var key string
+	var key string // computed when needed (failureKeyOf)
 	var prior int
 	if limit > 0 {
-		key = failureKey(&j.d)
-		if prior = k.priorFailures(&j.d, key); prior >= limit {
+		if prior = k.priorFailures(&j.d, &key); prior >= limit {
 			// Failed limit times already (before a reconnect, or on another
 			// consumer by the broker's count): discard without calling h.
-			k.discard(j, key, prior)
+			k.discard(j, failureKeyOf(&j.d, &key), prior)
 			return
 		}
 	}
@@ -42,16 +41,16 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 			hk.OnDelivered(k.queue)
 		}
 	})
-	ctx, cancel := context.WithCancel(hctx)
-	stop := context.AfterFunc(j.s.ctx, cancel)
+	ctx, cancel := context.WithCancel(j.s.handlerParent(hctx))
 	start := time.Now()
 	a := k.call(ctx, h, newDelivery(k.queue, &j.d))
 	took := time.Since(start)
-	stop()
 	if limit > 0 {
 		if a == Ack || a == NackDiscard {
-			k.failed.forget(key)
-		} else if n := max(k.failed.add(key), prior+1); n >= limit {
+			if !k.failed.empty() {
+				k.failed.forget(failureKeyOf(&j.d, &key))
+			}
+		} else if n := max(k.failed.add(failureKeyOf(&j.d, &key)), prior+1); n >= limit {
 			k.discard(j, key, n)
 			k.handled(NackDiscard, took)
 			k.streamDone(j, true)

@@ -40,6 +40,8 @@ func TestConsumerResumesAfterForcedClose(t *testing.T) {
 	if reconnected.IsZero() {
 		t.Fatal("the client did not report a reconnect")
 	}
+	// Acks are coalesced (WithAckBatch): they count once written, within the batch's delay.
+	testbroker.Eventually(t, 10*time.Second, "30 acks", func() bool { return k.Stats().Acked >= 30 })
 	if s := k.Stats(); s.Resubscribes < 1 || s.Acked < 30 {
 		t.Fatalf("stats %+v: want >= 1 resubscribe and >= 30 acks", s)
 	}
