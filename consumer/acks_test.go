@@ -310,3 +310,56 @@ func TestAckBatchReconnectSendsNoStaleAck(t *testing.T) {
 		t.Fatalf("queue holds %d ready, %d unacked", ready, unacked)
 	}
 }
+
+func TestNewValidatesAckBatch(t *testing.T) {
+	c := offlineClient(t)
+	for _, tc := range []struct {
+		name  string
+		n     int
+		delay time.Duration
+		ok    bool
+	}{
+		{"zero", 0, time.Millisecond, false},
+		{"negative", -1, time.Millisecond, false},
+		{"batch without delay", 2, 0, false},
+		{"negative delay", 2, -time.Millisecond, false},
+		{"delay over a minute", 2, time.Minute + time.Nanosecond, false},
+		{"each at once", 1, 0, true},
+		{"a minute", 50, time.Minute, true},
+		{"over the prefetch: capped", 1000, time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := consumer.New(c, "q", consumer.WithAckBatch(tc.n, tc.delay))
+			if tc.ok != (err == nil) || err != nil && !errors.Is(err, consumer.ErrInvalidConfig) {
+				t.Fatalf("WithAckBatch(%d, %v): New = %v, want ok %v", tc.n, tc.delay, err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestAckBatchOfOneAcksEachAtOnce: WithAckBatch(1, 0), and a prefetch too
+// small to coalesce under the defaults, write one frame per delivery.
+func TestAckBatchOfOneAcksEachAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []consumer.Option
+	}{
+		{"WithAckBatch(1, 0)", []consumer.Option{consumer.WithAckBatch(1, 0)}},
+		{"prefetch 3", []consumer.Option{consumer.WithPrefetch(3)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := rawQueue(t)
+			c := newClient(t, testbroker.URL(t))
+			k, err := consumer.New(c, q, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, q, bodies("m", 50)...)
+			run(t, k, func(context.Context, consumer.Delivery) consumer.Action { return consumer.Ack })
+			testbroker.Eventually(t, 30*time.Second, "50 acks", func() bool { return k.Stats().Acked == 50 })
+			if s := k.Stats(); s.AckFrames != 50 {
+				t.Fatalf("stats %+v: want one frame per ack", s)
+			}
+		})
+	}
+}
