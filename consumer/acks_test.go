@@ -363,3 +363,25 @@ func TestAckBatchOfOneAcksEachAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestAckBatchCappedBelowPrefetch: a batch of 100 with prefetch 10 would
+// never fill (the broker stops at 10 unacknowledged) and only the 1-minute
+// timer would move the queue; capped at half the prefetch, it flows.
+func TestAckBatchCappedBelowPrefetch(t *testing.T) {
+	const n = 200
+	q := rawQueue(t)
+	c := newClient(t, testbroker.URL(t))
+	k, err := consumer.New(c, q, consumer.WithPrefetch(10), consumer.WithAckBatch(100, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, bodies("m", n)...)
+	start := time.Now()
+	run(t, k, func(context.Context, consumer.Delivery) consumer.Action { return consumer.Ack })
+	testbroker.Eventually(t, 30*time.Second, "200 acks well before the 1-minute timer", func() bool { return k.Stats().Acked == n })
+	s := k.Stats()
+	t.Logf("%d acks in %d frames in %v", s.Acked, s.AckFrames, time.Since(start))
+	if s.AckFrames < n/5 {
+		t.Fatalf("%d frames for %d acks: want batches of at most 5 (half the prefetch)", s.AckFrames, n)
+	}
+}
