@@ -55,17 +55,20 @@ type Consumer struct {
 type counters struct {
 	delivered, acked, nackedRequeue, nackedDiscard atomic.Uint64
 	panics, staleAcks, resubscribes                atomic.Uint64
-	discarded, handedBack                          atomic.Uint64
+	discarded, handedBack, ackFrames               atomic.Uint64
 	inFlight                                       atomic.Int64
 }
 
 // Stats is a snapshot of a Consumer's counters.
 type Stats struct {
 	Delivered uint64 // deliveries handed to the handler
-	// Acked, NackedRequeue and NackedDiscard count Actions written on the
-	// delivery's channel while it was open, and found still open right after
-	// the write. An Action written just before a connection dies may still be
-	// lost on the way (the broker then redelivers): at-least-once.
+	// Acked, NackedRequeue and NackedDiscard count Actions (one per
+	// delivery) written on the delivery's channel while it was open, and found
+	// still open right after the write. An Action written just before a
+	// connection dies may still be lost on the way (the broker then
+	// redelivers): at-least-once. With ack coalescing (WithAckBatch) an Ack
+	// counts when the frame that covers it is written, up to the batch's
+	// delay after the handler returned.
 	Acked         uint64
 	NackedRequeue uint64 // NackRequeue sent (including panics, unless WithRequeueOnPanic(false))
 	NackedDiscard uint64 // NackDiscard sent by the handler's choice (or a panic with WithRequeueOnPanic(false))
@@ -73,6 +76,7 @@ type Stats struct {
 	HandedBack    uint64 // prefetched deliveries no handler started, requeued at shutdown
 	Panics        uint64 // handler panics recovered
 	StaleAcks     uint64 // Actions dropped because the delivery's channel was gone; the broker redelivers
+	AckFrames     uint64 // basic.ack frames written: Acked / AckFrames is the coalescing achieved (see WithAckBatch)
 	Resubscribes  uint64 // subscriptions made again after the first one
 	InFlight      int    // handlers running now
 }
@@ -92,6 +96,22 @@ type session struct {
 	cancels    chan string      // buffered: one consumer per channel, so at most one basic.cancel
 	dead       atomic.Bool      // set by Run's goroutine before it closes ch
 	held       *job             // taken by the pump and not handed over when Run stopped; Run's goroutine only
+	acks       *acker           // coalesces the channel's acks; nil when WithAckBatch is 1 (each ack on its own)
+
+	hOnce sync.Once       // makes hctx
+	hctx  context.Context // parent of the handlers' ctx: Run's handler ctx, cancelled too when the session ends
+}
+
+// handlerParent returns the parent of the ctx of s's handlers: hctx (Run's
+// handler ctx), cancelled too when s ends. It is made once per session, so
+// that each delivery costs one context.WithCancel, not a second AfterFunc.
+func (s *session) handlerParent(hctx context.Context) context.Context {
+	s.hOnce.Do(func() {
+		ctx, cancel := context.WithCancel(hctx)
+		context.AfterFunc(s.ctx, cancel) // endSession cancels s.ctx: no registration outlives s
+		s.hctx = ctx
+	})
+	return s.hctx
 }
 
 // live reports whether Actions can still be applied on the session's channel.
@@ -179,6 +199,7 @@ func (k *Consumer) Stats() Stats {
 		HandedBack:    k.stats.handedBack.Load(),
 		Panics:        k.stats.panics.Load(),
 		StaleAcks:     k.stats.staleAcks.Load(),
+		AckFrames:     k.stats.ackFrames.Load(),
 		Resubscribes:  k.stats.resubscribes.Load(),
 		InFlight:      int(k.stats.inFlight.Load()),
 	}
@@ -497,6 +518,9 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 		closes:  ch.NotifyClose(make(chan *amqp.Error, 1)),
 		cancels: ch.NotifyCancel(make(chan string, 1)),
 	}
+	if b := k.cfg.ackBatch(); b > 1 {
+		s.acks = k.newAcker(s, b)
+	}
 	if err := ch.Qos(k.cfg.prefetch, 0, false); err != nil {
 		k.endSession(s)
 		return nil, cn, fmt.Errorf("qos: %w", err)
@@ -514,9 +538,13 @@ func (k *Consumer) subscribe(ctx context.Context, declare bool) (*session, *lavi
 	return s, cn, nil
 }
 
-// endSession marks s dead, so that no more Actions go to its channel, and
-// closes the channel (the broker requeues its unacknowledged deliveries).
+// endSession writes the acks s still holds while its channel is open (or
+// counts them stale), marks s dead, so that no more Actions go to its channel,
+// and closes the channel (the broker requeues its unacknowledged deliveries).
 func (k *Consumer) endSession(s *session) {
+	if s.acks != nil {
+		k.brokerCall(s, s.acks.close)
+	}
 	s.dead.Store(true)
 	s.cancel()
 	k.brokerCall(s, func() { _ = s.ch.Close() }) // ErrClosed when the channel or connection is already gone
@@ -545,6 +573,9 @@ func (k *Consumer) pump(ctx context.Context, s *session, jobs chan<- job) (reaso
 				}
 			}
 			k.streamTake(s, &d)
+			if s.acks != nil {
+				s.acks.track(d.DeliveryTag)
+			}
 			held, in, out = job{s: s, d: d}, nil, jobs
 		case out <- held:
 			held, in, out = job{}, s.deliveries, nil

@@ -33,6 +33,13 @@
 // would mean another message or close the channel with a 406. Delivery is at
 // least once: handlers should be idempotent.
 //
+// Acks are coalesced (WithAckBatch; by default DefaultAckBatch of them, or
+// what settled within DefaultAckDelay, whichever comes first): one basic.ack
+// with multiple=true covers the contiguous run of settled deliveries, which
+// saves the broker most of its per-ack work. Nacks go at once, after the
+// acks before them; Close and the end of Run's ctx write every settled ack
+// before the channel closes.
+//
 // A panicking handler is recovered, logged with its stack and its delivery
 // nacked with requeue (or discarded, see WithRequeueOnPanic). Handlers run on
 // min(WithConcurrency, WithPrefetch) goroutines, so no more than prefetch

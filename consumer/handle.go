@@ -23,14 +23,13 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 	if k.cfg.streamSet {
 		limit = 0 // a stream does not requeue
 	}
-	var key string
+	var key string // computed when needed (failureKeyOf)
 	var prior int
 	if limit > 0 {
-		key = failureKey(&j.d)
-		if prior = k.priorFailures(&j.d, key); prior >= limit {
+		if prior = k.priorFailures(&j.d, &key); prior >= limit {
 			// Failed limit times already (before a reconnect, or on another
 			// consumer by the broker's count): discard without calling h.
-			k.discard(j, key, prior)
+			k.discard(j, failureKeyOf(&j.d, &key), prior)
 			return
 		}
 	}
@@ -42,18 +41,18 @@ func (k *Consumer) handle(hctx context.Context, h Handler, j job) {
 			hk.OnDelivered(k.queue)
 		}
 	})
-	ctx, cancel := context.WithCancel(hctx)
-	stop := context.AfterFunc(j.s.ctx, cancel)
+	ctx, cancel := context.WithCancel(j.s.handlerParent(hctx))
 	d := newDelivery(k.queue, &j.d)
 	tctx, end := k.handleStart(ctx, j.s, &d)
 	start := time.Now()
 	a, rec := k.call(tctx, h, d)
 	took := time.Since(start)
-	stop()
 	if limit > 0 {
 		if a == Ack || a == NackDiscard {
-			k.failed.forget(key)
-		} else if n := max(k.failed.add(key), prior+1); n >= limit {
+			if !k.failed.empty() {
+				k.failed.forget(failureKeyOf(&j.d, &key))
+			}
+		} else if n := max(k.failed.add(failureKeyOf(&j.d, &key)), prior+1); n >= limit {
 			k.discard(j, key, n)
 			k.handled(NackDiscard, took)
 			k.handleEnd(end, NackDiscard, rec)
@@ -143,14 +142,21 @@ func (k *Consumer) call(ctx context.Context, h Handler, d Delivery) (a Action, r
 	return h(ctx, d), nil
 }
 
-// apply sends the Action for j on j's own channel and counts it.
+// apply sends the Action for j on j's own channel and counts it. With ack
+// coalescing (WithAckBatch) an Ack is recorded on j's session and counted
+// when the frame that covers it is written (or found stale).
 func (k *Consumer) apply(j job, a Action) {
+	if a == Ack && j.s.acks != nil {
+		j.s.acks.ack(j.d.DeliveryTag)
+		return
+	}
 	if !k.send(j, a) {
 		return
 	}
 	switch a {
 	case Ack:
 		k.stats.acked.Add(1)
+		k.stats.ackFrames.Add(1)
 	case NackDiscard:
 		k.stats.nackedDiscard.Add(1)
 	default:
@@ -162,17 +168,20 @@ func (k *Consumer) apply(j job, a Action) {
 // live, and reports whether it was written there. Otherwise (or if the write
 // fails, or the channel was found gone right after it) the Action is counted
 // as stale: the broker requeued the message when the channel closed. An
-// unknown Action is sent as NackRequeue.
+// unknown Action is sent as NackRequeue. A nack on a session that coalesces
+// acks goes after the acks settled before it (see acker.nack).
 func (k *Consumer) send(j job, a Action) bool {
 	if !j.s.live() {
 		k.stale(j.d.DeliveryTag, nil)
 		return false
 	}
 	var err error
-	switch a {
-	case Ack:
+	switch {
+	case a == Ack:
 		err = j.s.ch.Ack(j.d.DeliveryTag, false)
-	case NackDiscard:
+	case j.s.acks != nil:
+		err = j.s.acks.nack(j.d.DeliveryTag, a != NackDiscard)
+	case a == NackDiscard:
 		err = j.s.ch.Nack(j.d.DeliveryTag, false, false)
 	default:
 		err = j.s.ch.Nack(j.d.DeliveryTag, false, true)
@@ -197,19 +206,31 @@ func (k *Consumer) handBack(j job) {
 	if !j.s.live() {
 		return // the channel's close requeued it
 	}
-	if err := j.s.ch.Nack(j.d.DeliveryTag, false, true); err != nil {
+	var err error
+	if j.s.acks != nil {
+		err = j.s.acks.nack(j.d.DeliveryTag, true) // after the acks settled before it
+	} else {
+		err = j.s.ch.Nack(j.d.DeliveryTag, false, true)
+	}
+	if err != nil {
 		k.log.Debug("consumer: hand back", "delivery_tag", j.d.DeliveryTag, "error", err)
 		return
 	}
 	k.stats.handedBack.Add(1)
 }
 
-func (k *Consumer) stale(tag uint64, err error) {
-	k.stats.staleAcks.Add(1)
-	k.log.Debug("consumer: stale delivery, the broker will redeliver it", "delivery_tag", tag, "error", err)
-	k.eachHook(func(hk any) {
-		if hk, ok := hk.(HookStaleAck); ok {
-			hk.OnStaleAck(k.queue)
-		}
-	})
+func (k *Consumer) stale(tag uint64, err error) { k.staleN(tag, 1, err) }
+
+// staleN counts n Actions (the last of them for tag) that could not be
+// applied: once each in StaleAcks and HookStaleAck, one log line.
+func (k *Consumer) staleN(tag uint64, n int, err error) {
+	k.stats.staleAcks.Add(uint64(n))
+	k.log.Debug("consumer: stale delivery, the broker will redeliver it", "delivery_tag", tag, "deliveries", n, "error", err)
+	for range n {
+		k.eachHook(func(hk any) {
+			if hk, ok := hk.(HookStaleAck); ok {
+				hk.OnStaleAck(k.queue)
+			}
+		})
+	}
 }

@@ -40,6 +40,8 @@ func TestConsumerResumesAfterForcedClose(t *testing.T) {
 	if reconnected.IsZero() {
 		t.Fatal("the client did not report a reconnect")
 	}
+	// Acks are coalesced (WithAckBatch): they count once written, within the batch's delay.
+	testbroker.Eventually(t, 10*time.Second, "30 acks", func() bool { return k.Stats().Acked >= 30 })
 	if s := k.Stats(); s.Resubscribes < 1 || s.Acked < 30 {
 		t.Fatalf("stats %+v: want >= 1 resubscribe and >= 30 acks", s)
 	}
@@ -229,6 +231,8 @@ func TestStaleAckAfterReconnectIsDropped(t *testing.T) {
 	}
 	publish(t, q, "next")
 	testbroker.Eventually(t, 10*time.Second, "a message after the stale ack", func() bool { return got.has("next") })
+	// Its ack is coalesced (WithAckBatch): it counts once written, within the batch's delay.
+	testbroker.Eventually(t, 10*time.Second, "the ack of the message after", func() bool { return k.Stats().Acked >= 2 })
 	// No channel error (406 unknown delivery tag) followed the stale ack.
 	if s := k.Stats(); s.Resubscribes != 1 || s.Acked != 2 {
 		t.Fatalf("stats %+v: want 1 resubscribe and 2 acks", s)

@@ -44,6 +44,8 @@ type cfg struct {
 	priority           *int32
 	exclusive          bool
 	consumeArgs        amqp.Table
+	ackBatchN          int           // WithAckBatch's n (ackBatch caps it)
+	ackDelay           time.Duration // WithAckBatch's maxDelay
 }
 
 func defaultConfig() cfg {
@@ -59,6 +61,8 @@ func defaultConfig() cfg {
 		maxRedeliveries: DefaultMaxRedeliveries,
 		requeueDelay:    DefaultRequeueDelay,
 		requeueDelayMax: DefaultRequeueDelayMax,
+		ackBatchN:       DefaultAckBatch,
+		ackDelay:        DefaultAckDelay,
 	}
 }
 
@@ -86,6 +90,9 @@ func (c *cfg) validate() error {
 		return fmt.Errorf("%w: WithDeclare: %w", ErrInvalidConfig, err)
 	}
 	if err := c.validateExtra(); err != nil {
+		return err
+	}
+	if err := c.validateAcks(); err != nil {
 		return err
 	}
 	for i, h := range c.hooks {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -21,7 +22,12 @@ type failures struct {
 	count map[string]int
 	order []string // ring of keys, oldest at next
 	next  int
+	size  atomic.Int64 // len(count), read without mu: an empty record needs no key
 }
+
+// empty reports whether no failure is recorded: the common case, in which a
+// delivery's key need not be computed (a hash of its body when it has no ID).
+func (f *failures) empty() bool { return f.size.Load() == 0 }
 
 func (f *failures) get(key string) int {
 	f.mu.Lock()
@@ -48,6 +54,7 @@ func (f *failures) add(key string) int {
 		f.next = (f.next + 1) % failureRecordSize
 	}
 	f.count[key] = 1
+	f.size.Store(int64(len(f.count)))
 	return 1
 }
 
@@ -57,6 +64,7 @@ func (f *failures) forget(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.count, key)
+	f.size.Store(int64(len(f.count)))
 }
 
 // failureKey identifies a message across redeliveries: its message ID, or a
@@ -100,10 +108,23 @@ func brokerDeliveryCount(h amqp.Table) (int, bool) {
 	return 0, false
 }
 
+// failureKeyOf returns the delivery's failure key, computing it on first use
+// into *key.
+func failureKeyOf(d *amqp.Delivery, key *string) string {
+	if *key == "" {
+		*key = failureKey(d)
+	}
+	return *key
+}
+
 // priorFailures returns how often the delivery has failed before, by the
-// broker's count and our own record, whichever is higher.
-func (k *Consumer) priorFailures(d *amqp.Delivery, key string) int {
-	own := k.failed.get(key)
+// broker's count and our own record, whichever is higher. The key (in *key)
+// is computed only when the record holds something.
+func (k *Consumer) priorFailures(d *amqp.Delivery, key *string) int {
+	own := 0
+	if !k.failed.empty() {
+		own = k.failed.get(failureKeyOf(d, key))
+	}
 	if n, ok := brokerDeliveryCount(d.Headers); ok && n > own {
 		return n
 	}
