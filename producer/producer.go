@@ -86,7 +86,10 @@ type Stats struct {
 
 	// Bytes of the messages counted above (see WithBufferBytes for what a
 	// message counts): PendingBytes == BufferedBytes + InFlightBytes <=
-	// CapacityBytes in every snapshot.
+	// CapacityBytes in every snapshot. The bytes and the counts are read a
+	// moment apart: PendingBytes also holds the bytes a Publish in progress
+	// has reserved before it counts the message accepted, and the bytes of a
+	// message being settled until just after it is counted settled.
 	PendingBytes  int64 // accepted, not yet confirmed nor dropped: what the byte budget bounds
 	BufferedBytes int64 // of the messages waiting in the buffer
 	InFlightBytes int64 // of the messages taken from the buffer, not yet settled
