@@ -88,7 +88,7 @@
 // message settles (at every re-send too). Do not modify or reuse them before.
 //
 // Publish never waits on the network. The buffer is bounded twice: in
-// messages (WithBufferSize, 10 000) and in bytes (WithBufferBytes, 32 MiB by
+// messages (WithBufferSize, 10 000) and in bytes (WithBufferBytes, 16 MiB by
 // default, DefaultBufferBytes: the bodies, headers and string properties of
 // the messages buffered and in flight together). When a message would pass
 // either limit the policy decides: buffer.DropOldest evicts the oldest

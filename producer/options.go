@@ -147,7 +147,7 @@ func WithBufferSize(n int) Option { return optionFunc(func(c *config) { c.buffer
 // WithBufferBytes sets the byte budget for the messages the producer holds,
 // buffered and in flight (taken from the buffer and not yet confirmed, or
 // waiting to be re-sent after a lost channel) together: default
-// DefaultBufferBytes, 32 MiB (see it for why). A message counts its body, its routing key and
+// DefaultBufferBytes, 16 MiB (see it for why). A message counts its body, its routing key and
 // string properties, and its headers as encoded (keys and values).
 //
 // The policy applies when either limit would be passed, the count
