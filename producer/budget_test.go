@@ -319,3 +319,43 @@ func TestBufferBytesBlockResumesOnConfirms(t *testing.T) {
 		t.Fatalf("queue holds %d messages, want %d", n, bigCount)
 	}
 }
+
+// TestBufferBytesDropOldestKeepsHalfForTheBuffer: under DropOldest the
+// publisher holds at most half the budget (plus the message that crossed
+// it) on the wire, so Publish always finds buffered messages to evict and
+// never fails; every message is confirmed or evicted.
+func TestBufferBytesDropOldestKeepsHalfForTheBuffer(t *testing.T) {
+	const (
+		budget = 1 << 20
+		body   = 64 << 10
+		n      = 2000
+	)
+	q := declare(t, nil)
+	c := newClient(t, testbroker.URL(t))
+	drops := newDropLog()
+	p := newProducer(t, c, q, producer.WithBufferBytes(budget), producer.WithPolicy(buffer.DropOldest), producer.OnDrop(drops.fn))
+	if err := c.WaitConnected(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var maxTaken int64
+	for i := range n {
+		if err := p.Publish(context.Background(), producer.Message{Body: make([]byte, body)}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		s := p.Stats()
+		maxTaken = max(maxTaken, s.InFlightBytes)
+		if s.PendingBytes > budget {
+			t.Fatalf("publish %d: %+v over the budget", i, s)
+		}
+	}
+	flush(t, p, time.Minute)
+	s := p.Stats()
+	checkInvariant(t, s)
+	t.Logf("largest InFlightBytes %d (cap %d + one message); %+v", maxTaken, budget/2, s)
+	if maxTaken > budget/2+body || maxTaken == 0 {
+		t.Fatalf("the publisher held up to %d bytes, want (0, %d]", maxTaken, budget/2+body)
+	}
+	if s.Confirmed+s.DroppedBy[producer.Evicted] != n || s.Dropped != s.DroppedBy[producer.Evicted] || drops.count(producer.Evicted) != int(s.Dropped) || s.PendingBytes != 0 {
+		t.Fatalf("%+v, OnDrop %v: want every message confirmed or evicted, 0 bytes left", s, drops.by)
+	}
+}
