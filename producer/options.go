@@ -157,9 +157,12 @@ func WithBufferSize(n int) Option { return optionFunc(func(c *config) { c.buffer
 // buffer.ErrFull); buffer.Block waits until enough bytes settle, bounded by
 // ctx. A message larger than the whole budget is refused with ErrTooLarge.
 // Under DropOldest the publisher takes messages from the buffer only while
-// it holds less than half the budget, so that half is always left to evict
-// from: messages of up to a quarter of the budget always find room; a larger
-// one gets ErrBytesFull when the messages on the wire leave it none.
+// it holds less than half the budget, so that the rest is left to evict
+// from: when every message is at most a quarter of the budget, a Publish
+// always finds room (except while other Publish calls hold reservations for
+// messages they are pushing at that instant); otherwise a Publish for which
+// evicting every buffered message is not enough gets ErrBytesFull (the
+// messages on the wire cannot be taken back).
 //
 // n must be at least 1: 0 or a negative value is refused in New with
 // ErrInvalidConfig rather than read as "no budget", since an unset setting
