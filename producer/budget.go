@@ -18,12 +18,12 @@ import (
 // so a budget B costs up to about 2B of memory on top of the process's own.
 // Measured with 256 KiB bodies published as fast as the broker takes them
 // (bench/, payload sweep, alternating in one run), the process peaks at
-// 80-105 MiB with 16 MiB, 105-190 MiB with 32 MiB, 170-200 MiB with 64 MiB
-// and 530-830 MiB without a byte budget, against 35-75 MiB for the raw
-// amqp091-go loop, at the same throughput: 16 MiB in flight (64 messages of
-// 256 KiB) keeps a broker on the same host busy. So the producer stays
-// within its budget plus twice what the raw loop takes, and far inside a
-// 512 MiB container. During an outage it holds the 10 000 messages of the
+// 75-105 MiB with 16 MiB (median 80-90), 105-190 MiB with 32 MiB, 170-200
+// MiB with 64 MiB and 530-830 MiB without a byte budget, against 30-75 MiB
+// (median 35) for the raw amqp091-go loop, at the same throughput: 16 MiB
+// in flight (64 messages of 256 KiB) keeps a broker on the same host busy.
+// So the producer stays near its budget plus twice what the raw loop takes,
+// and far inside a 512 MiB container. During an outage it holds the 10 000 messages of the
 // count limit (WithBufferSize) up to 1.6 KiB each, 1 024 of 16 KiB or 64 of
 // 256 KiB: raise it for long outages with large messages, by what the host
 // can give (about twice the increase).
