@@ -21,6 +21,8 @@ type producerMetrics struct {
 
 	accepted, confirmed, dropped, resent *prometheus.Desc
 	buffered, capacity, inFlight         *prometheus.Desc
+	bufferedBytes, inFlightBytes         *prometheus.Desc
+	capacityBytes                        *prometheus.Desc
 	latency                              *prometheus.HistogramVec
 	written                              *prometheus.CounterVec
 	queues                               sync.Map // queue name -> *queueSeries
@@ -77,6 +79,9 @@ func (m *producerMetrics) init() []prometheus.Collector {
 	m.buffered = desc("buffered_messages", "Messages waiting in the producer's buffer.")
 	m.capacity = desc("buffer_capacity_messages", "Capacity of the producer's buffer.")
 	m.inFlight = desc("in_flight_messages", "Messages taken from the buffer and not yet confirmed.")
+	m.bufferedBytes = desc("buffered_bytes", "Bytes (bodies, headers, string properties) of the messages waiting in the producer's buffer. buffered_bytes + in_flight_bytes <= buffer_capacity_bytes.")
+	m.inFlightBytes = desc("in_flight_bytes", "Bytes of the messages taken from the buffer and not yet confirmed (on the wire or waiting to be re-sent).")
+	m.capacityBytes = desc("buffer_capacity_bytes", "Byte budget of the producer (WithBufferBytes), for buffered and in-flight messages together.")
 	m.latency = histogramVec(sub, "confirm_latency_seconds", "Time from Publish to the broker's ack, Confirm mode only.", latencyBuckets, "queue")
 	m.written = counterVec(sub, "messages_written_total", "Messages handed to the socket without a confirm (FireAndForget mode); included in messages_confirmed_total.", "queue")
 	return []prometheus.Collector{m, m.latency, m.written}
@@ -84,14 +89,17 @@ func (m *producerMetrics) init() []prometheus.Collector {
 
 // Describe implements prometheus.Collector.
 func (m *producerMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.accepted, m.confirmed, m.dropped, m.resent, m.buffered, m.capacity, m.inFlight} {
+	for _, d := range []*prometheus.Desc{m.accepted, m.confirmed, m.dropped, m.resent, m.buffered, m.capacity, m.inFlight, m.bufferedBytes, m.inFlightBytes, m.capacityBytes} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
-	type gauges struct{ buffered, capacity, inFlight int }
+	type gauges struct {
+		buffered, capacity, inFlight                int
+		bufferedBytes, inFlightBytes, capacityBytes int64
+	}
 	m.mu.Lock()
 	totals := make(map[string]*producerTotals, len(m.retired)+len(m.live))
 	g := map[string]*gauges{}
@@ -113,6 +121,9 @@ func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
 		g[q].buffered += s.Buffered
 		g[q].capacity += s.Capacity
 		g[q].inFlight += s.InFlight
+		g[q].bufferedBytes += s.BufferedBytes
+		g[q].inFlightBytes += s.InFlightBytes
+		g[q].capacityBytes += s.CapacityBytes
 	}
 	m.mu.Unlock()
 	for q, t := range totals {
@@ -129,6 +140,9 @@ func (m *producerMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.buffered, prometheus.GaugeValue, float64(x.buffered), q)
 		ch <- prometheus.MustNewConstMetric(m.capacity, prometheus.GaugeValue, float64(x.capacity), q)
 		ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(x.inFlight), q)
+		ch <- prometheus.MustNewConstMetric(m.bufferedBytes, prometheus.GaugeValue, float64(x.bufferedBytes), q)
+		ch <- prometheus.MustNewConstMetric(m.inFlightBytes, prometheus.GaugeValue, float64(x.inFlightBytes), q)
+		ch <- prometheus.MustNewConstMetric(m.capacityBytes, prometheus.GaugeValue, float64(x.capacityBytes), q)
 	}
 }
 

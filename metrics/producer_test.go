@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/c3ecadf2/lavinmq-go/buffer"
 	"github.com/c3ecadf2/lavinmq-go/consumer"
 	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
 	"github.com/c3ecadf2/lavinmq-go/lavinmq"
@@ -135,5 +136,57 @@ func TestConsumerDiscardAndSubscribeFailureMetrics(t *testing.T) {
 	}
 	if got := value(t, reg, "lavinmq_consumer_subscribe_failures_total", map[string]string{"queue": "jobs"}); got != 2 {
 		t.Errorf("subscribe_failures = %v, want 2", got)
+	}
+}
+
+// TestProducerByteSeriesFollowStats: the byte gauges show what the byte
+// budget holds and its size, per queue, and fall to 0 when the producer
+// closes (an offline client: everything stays buffered until then).
+func TestProducerByteSeriesFollowStats(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := lavinmq.New("amqp://guest:guest@127.0.0.1:1/", lavinmq.WithReconnectDelay(time.Second, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := producer.New(c, "big", producer.WithBufferBytes(3000), producer.WithHooks(m), producer.WithPolicy(buffer.DropOldest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // the fourth evicts the first: 3 × 1000 bytes fit
+		if err := p.Publish(context.Background(), producer.Message{Body: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := map[string]string{"queue": "big"}
+	for name, want := range map[string]float64{
+		"lavinmq_producer_buffered_bytes":        3000,
+		"lavinmq_producer_in_flight_bytes":       0,
+		"lavinmq_producer_buffer_capacity_bytes": 3000,
+		"lavinmq_producer_buffered_messages":     3,
+	} {
+		if got := value(t, reg, name, q); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, reg, "lavinmq_producer_messages_dropped_total", map[string]string{"queue": "big", "reason": "evicted"}); got != 1 {
+		t.Errorf("dropped{evicted} = %v, want 1", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Close(ctx)
+	if got := value(t, reg, "lavinmq_producer_buffered_bytes", q); got != 0 {
+		t.Errorf("buffered_bytes after Close = %v, want 0", got)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
 }

@@ -125,3 +125,67 @@ func benchRaw(b *testing.B, loop func(ch *amqp.Channel, q string)) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
+
+// BenchmarkE2ELarge is the payload sweep's 256 KiB row as a go test
+// benchmark, for pprof (-cpuprofile, -memprofile): Confirm mode, Block, a
+// newly allocated body per message (the producer does not copy, so a
+// caller cannot reuse one), against the raw amqp091-go window reusing one
+// buffer (amqp091-go copies it to the socket before Publish returns).
+//
+//	LAVINMQ_TEST_URL=$(scripts/broker.sh url) go test -run '^$' -bench E2ELarge -benchtime 2000x ./producer/
+func BenchmarkE2ELarge(b *testing.B) {
+	const size = 256 << 10
+	// sdk: the default byte budget; sdk-256MiB: a budget as large as the raw
+	// window's 1 000 messages, to see what the budget costs in throughput.
+	b.Run("confirm/sdk", func(b *testing.B) { benchLarge(b, size) })
+	b.Run("confirm/sdk-256MiB", func(b *testing.B) { benchLarge(b, size, producer.WithBufferBytes(window*size)) })
+	b.Run("confirm/raw-window", func(b *testing.B) {
+		body := make([]byte, size)
+		benchRaw(b, func(ch *amqp.Channel, q string) {
+			if err := ch.Confirm(false); err != nil {
+				b.Fatal(err)
+			}
+			pending := make([]*amqp.DeferredConfirmation, 0, window)
+			for range b.N {
+				if len(pending) == window {
+					if !pending[0].Wait() {
+						b.Fatal("nack")
+					}
+					pending = pending[1:]
+				}
+				dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
+				if err != nil {
+					b.Fatal(err)
+				}
+				pending = append(pending, dc)
+			}
+			for _, dc := range pending {
+				if !dc.Wait() {
+					b.Fatal("nack")
+				}
+			}
+		})
+	})
+}
+
+func benchLarge(b *testing.B, size int, opts ...producer.Option) {
+	q := declare(b, nil)
+	c := newClient(b, testbroker.URL(b))
+	p := newProducer(b, c, q, append([]producer.Option{producer.WithPolicy(buffer.Block)}, opts...)...)
+	ctx := context.Background()
+	if err := c.WaitConnected(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Publish(ctx, producer.Message{Body: make([]byte, size)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+}

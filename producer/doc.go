@@ -87,10 +87,17 @@
 // Publish does not copy Body or Headers: the producer reads them until the
 // message settles (at every re-send too). Do not modify or reuse them before.
 //
-// Publish never waits on the network. When the buffer is full the policy
-// decides: buffer.DropOldest evicts the oldest buffered message and reports
-// it with reason Evicted; buffer.Raise returns buffer.ErrFull; buffer.Block
-// waits for room until ctx ends (never spinning).
+// Publish never waits on the network. The buffer is bounded twice: in
+// messages (WithBufferSize, 10 000) and in bytes (WithBufferBytes, 16 MiB by
+// default, DefaultBufferBytes: the bodies, headers and string properties of
+// the messages buffered and in flight together). When a message would pass
+// either limit the policy decides: buffer.DropOldest evicts the oldest
+// buffered messages until it fits and reports each with reason Evicted;
+// buffer.Raise returns buffer.ErrFull (ErrBytesFull, which wraps it, for the
+// bytes); buffer.Block waits for room until ctx ends (never spinning). A
+// message larger than the whole byte budget is refused with ErrTooLarge.
+// Stats shows the bytes (PendingBytes, BufferedBytes, InFlightBytes) and the
+// budget (CapacityBytes).
 //
 // A channel the broker closes (404 unknown exchange, 406 precondition, 403)
 // is reopened with backoff on the same connection: other producers and the

@@ -55,8 +55,10 @@ type envelope struct {
 	msg      Message
 	at       int64   // nanoseconds since the producer's epoch, when accepted
 	seq      uint64  // accept order, 1-based: the generated message ID
+	size     int64   // what it counts against the byte budget (messageSize)
 	attempts uint16  // nacks so far
 	resent   bool    // published at least once before
+	taken    bool    // taken from the ring by the publisher: counted in budget.taken
 	epoch    uint8   // parity of the flush epoch it was accepted in (see flusher)
 	waiter   *waiter // PublishSync's, told when the message settles; nil for Publish
 	trace    any     // the HookMessage handle (see msghook.go); nil without a HookMessage

@@ -15,11 +15,13 @@ import (
 // traceStart runs OnMessagePublish for a message Publish is about to buffer.
 func (p *Producer) traceStart(ctx context.Context, env *envelope) {
 	if len(p.hooks.message) != 0 {
-		env.msg, env.trace = p.startMessage(ctx, env.msg, env.seq)
+		env.msg, env.trace, env.size = p.startMessage(ctx, env.msg, env.seq, env.size)
 	}
 }
 
-func (p *Producer) startMessage(ctx context.Context, m Message, seq uint64) (Message, any) {
+// size is the message's size as Publish checked it; the size returned is
+// that of the message returned (with the hook's headers, when they fit).
+func (p *Producer) startMessage(ctx context.Context, m Message, seq uint64, size int64) (Message, any, int64) {
 	ev := MessagePublishEvent{
 		Client:     p.client.Name(),
 		Queue:      p.queue,
@@ -46,7 +48,9 @@ func (p *Producer) startMessage(ctx context.Context, m Message, seq uint64) (Mes
 		}
 		handle = hs
 	}
-	if err := p.validate(&m); err != nil {
+	if n, err := p.validate(&m); err == nil {
+		size = n
+	} else {
 		m = orig
 		if p.hooks.refusedLogged.CompareAndSwap(false, true) {
 			p.log.Warn("producer: a message has no room for the headers of a hook (trace context); it is published without them (logged once)",
@@ -57,7 +61,7 @@ func (p *Producer) startMessage(ctx context.Context, m Message, seq uint64) (Mes
 			h.OnMessageHeadersRefused(v, err)
 		})
 	}
-	return m, handle
+	return m, handle, size
 }
 
 func (p *Producer) hookPublish(h HookMessage, ctx context.Context, ev MessagePublishEvent, m *Message) any {

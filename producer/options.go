@@ -38,6 +38,7 @@ type config struct {
 	mode                 Mode
 	policy               buffer.Policy
 	bufferSize           int
+	bufferBytes          int64
 	maxInFlight          int
 	maxMessageSize       int
 	retryBudget          int
@@ -55,6 +56,7 @@ func defaultConfig() config {
 		mode:           Confirm,
 		policy:         buffer.DropOldest,
 		bufferSize:     DefaultBufferSize,
+		bufferBytes:    DefaultBufferBytes,
 		maxInFlight:    DefaultMaxInFlight,
 		maxMessageSize: DefaultMaxMessageSize,
 		retryBudget:    DefaultRetryBudget,
@@ -74,6 +76,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: unknown buffer policy %v", ErrInvalidConfig, c.policy)
 	case c.bufferSize < 1:
 		return fmt.Errorf("%w: buffer size must be >= 1, got %d", ErrInvalidConfig, c.bufferSize)
+	case c.bufferBytes < 1:
+		return fmt.Errorf("%w: buffer bytes must be >= 1, got %d (math.MaxInt64 for no byte budget)", ErrInvalidConfig, c.bufferBytes)
 	case c.maxInFlight < 1:
 		return fmt.Errorf("%w: max in-flight must be >= 1, got %d", ErrInvalidConfig, c.maxInFlight)
 	case c.maxMessageSize < 1:
@@ -139,6 +143,32 @@ func WithPolicy(p buffer.Policy) Option { return optionFunc(func(c *config) { c.
 // WithBufferSize sets the buffer capacity in messages (default 10_000),
 // allocated once in New.
 func WithBufferSize(n int) Option { return optionFunc(func(c *config) { c.bufferSize = n }) }
+
+// WithBufferBytes sets the byte budget for the messages the producer holds,
+// buffered and in flight (taken from the buffer and not yet confirmed, or
+// waiting to be re-sent after a lost channel) together: default
+// DefaultBufferBytes, 16 MiB (see it for why). A message counts its body, its routing key and
+// string properties, and its headers as encoded (keys and values).
+//
+// The policy applies when either limit would be passed, the count
+// (WithBufferSize) or the bytes: buffer.DropOldest evicts buffered messages,
+// oldest first, each reported with reason Evicted, until the new one fits;
+// buffer.Raise returns an error wrapping ErrBytesFull (which wraps
+// buffer.ErrFull); buffer.Block waits until enough bytes settle, bounded by
+// ctx. A message larger than the whole budget is refused with ErrTooLarge.
+// Under DropOldest the publisher takes messages from the buffer only while
+// it holds less than half the budget, so that the rest is left to evict
+// from: when every message is at most a quarter of the budget, a Publish
+// always finds room (except while other Publish calls hold reservations for
+// messages they are pushing at that instant); otherwise a Publish for which
+// evicting every buffered message is not enough gets ErrBytesFull (the
+// messages on the wire cannot be taken back).
+//
+// n must be at least 1: 0 or a negative value is refused in New with
+// ErrInvalidConfig rather than read as "no budget", since an unset setting
+// read as 0 would silently remove the protection this option exists for.
+// For no byte budget, pass math.MaxInt64.
+func WithBufferBytes(n int64) Option { return optionFunc(func(c *config) { c.bufferBytes = n }) }
 
 // WithMaxInFlight bounds the unconfirmed messages on the wire in Confirm
 // mode (default 1_000).

@@ -53,6 +53,7 @@ type Producer struct {
 	closeErr  error
 
 	flush flusher
+	bud   budget                // the byte budget (WithBufferBytes)
 	cause atomic.Pointer[cause] // the last problem the publisher met; nil after a confirm
 
 	unregister func() // takes Close off the client's close list
@@ -82,6 +83,17 @@ type Stats struct {
 	Buffered  int                   // waiting in the buffer
 	InFlight  int                   // taken from the buffer, not yet confirmed (on the wire or waiting to be re-sent)
 	Capacity  int                   // buffer capacity
+
+	// Bytes of the messages counted above (see WithBufferBytes for what a
+	// message counts): PendingBytes == BufferedBytes + InFlightBytes <=
+	// CapacityBytes in every snapshot. The bytes and the counts are read a
+	// moment apart: PendingBytes also holds the bytes a Publish in progress
+	// has reserved before it counts the message accepted, and the bytes of a
+	// message being settled until just after it is counted settled.
+	PendingBytes  int64 // accepted, not yet confirmed nor dropped: what the byte budget bounds
+	BufferedBytes int64 // of the messages waiting in the buffer
+	InFlightBytes int64 // of the messages taken from the buffer, not yet settled
+	CapacityBytes int64 // the byte budget
 }
 
 // New creates a producer for queue on client c and starts its publisher
@@ -133,6 +145,7 @@ func New(c *lavinmq.Client, queue string, opts ...Option) (*Producer, error) {
 		p.defaultMode = Transient
 	}
 	p.flush.wake = make(chan struct{})
+	p.bud.init(cfg.bufferBytes, cfg.policy)
 	p.closeCtx, p.closeCancel = context.WithCancel(context.Background())
 	p.runCtx, p.runCancel = context.WithCancel(context.Background())
 	// Closing the client closes the producer first, so that what it holds
@@ -183,7 +196,8 @@ func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := p.validate(&m); err != nil {
+	size, err := p.validate(&m)
+	if err != nil {
 		return err
 	}
 	p.active.Add(1)
@@ -192,14 +206,22 @@ func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 		return ErrClosed
 	}
 	// Counted pending for Flush before it becomes visible to the publisher;
+	// a HookMessage may add headers (counted in size); then the bytes are
+	// reserved (the policy applies to them as to the count). All of it is
 	// undone when the push fails.
-	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), epoch: p.flush.enter(), waiter: w}
+	env := envelope{msg: m, at: int64(time.Since(p.epoch)), seq: p.seq.Add(1), size: size, epoch: p.flush.enter(), waiter: w}
 	p.traceStart(ctx, &env)
+	if !p.bud.reserve(env.size) {
+		if err := p.reserveSlow(ctx, env.size); err != nil {
+			p.flush.leave(env.epoch)
+			p.traceRefused(&env, err)
+			return err
+		}
+	}
 	if p.ring.TryPush(env) {
 		p.accepted.Add(1)
 		return nil
 	}
-	var err error
 	switch p.cfg.policy {
 	case buffer.DropOldest:
 		var old envelope
@@ -218,6 +240,7 @@ func (p *Producer) enqueue(ctx context.Context, m Message, w *waiter) error {
 	default:
 		err = buffer.ErrFull
 	}
+	p.bud.release(env.size)
 	p.flush.leave(env.epoch)
 	p.traceRefused(&env, err)
 	return err
@@ -387,6 +410,12 @@ func (p *Producer) Stats() Stats {
 	s.Pending = s.Accepted - s.Confirmed - s.Dropped
 	s.Buffered = min(p.ring.Len(), int(s.Pending))
 	s.InFlight = int(s.Pending) - s.Buffered
+	// held before taken: taken is a part of held, so read in this order a
+	// settle or a take between the loads cannot make taken exceed held.
+	s.CapacityBytes = p.bud.limit
+	s.PendingBytes = max(p.bud.held.Load(), 0)
+	s.InFlightBytes = min(max(p.bud.taken.Load(), 0), s.PendingBytes)
+	s.BufferedBytes = s.PendingBytes - s.InFlightBytes
 	return s
 }
 
@@ -409,6 +438,7 @@ func (p *Producer) drop(env *envelope, r DropReason) {
 		p.callOnDrop(env.msg, r)
 	}
 	p.dropped[r].Add(1)
+	p.settled(env)
 	p.flush.leave(env.epoch)
 	if env.waiter != nil {
 		env.waiter.settle(p.dropError(&env.msg, r))
@@ -447,6 +477,7 @@ func (p *Producer) confirm(env *envelope) {
 	if p.cause.Load() != nil {
 		p.cause.Store(nil)
 	}
+	p.settled(env)
 	p.flush.leave(env.epoch)
 	if env.waiter != nil {
 		env.waiter.settle(nil)

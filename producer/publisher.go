@@ -72,7 +72,7 @@ func (st *pubState) next(p *Producer) (envelope, bool) {
 		st.stash = nil
 		return env, true
 	}
-	return p.ring.TryPop()
+	return p.take() // none while the publisher holds its share of the byte budget
 }
 
 // unshift puts back a message whose publish failed, to be the next one.
@@ -331,9 +331,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 			}
 		}
 		var wake <-chan struct{}
-		if st.canSend() && !st.hasResend() {
+		if st.canSend() && !st.hasResend() && p.canTake() { // else a confirm wakes us
 			wake = p.ring.NotEmpty()
-			if env, ok := p.ring.TryPop(); ok { // re-check after arming
+			if env, ok := p.take(); ok { // re-check after arming
 				st.stash = &env
 				continue
 			}
@@ -542,6 +542,13 @@ func (p *Producer) shutdown(st *pubState) {
 	st.requeueUnsettled()
 	for {
 		env, ok := st.next(p)
+		if !ok {
+			break
+		}
+		p.drop(&env, Shutdown)
+	}
+	for { // next stops at the byte budget's take cap: the rest of the buffer
+		env, ok := p.ring.TryPop()
 		if !ok {
 			break
 		}

@@ -23,43 +23,56 @@ const maxShortString = 255
 const maxPropertiesSize = 131072 - 4096
 
 // validate checks everything amqp091-go and the broker need to accept m
-// without closing the channel or the connection. It allocates only to build
-// an error.
-func (p *Producer) validate(m *Message) error {
+// without closing the channel or the connection, and returns the size m
+// counts against the byte budget (messageSize), which it must fit in. It
+// allocates only to build an error.
+func (p *Producer) validate(m *Message) (int64, error) {
+	size, err := p.check(m)
+	if err != nil {
+		return 0, err
+	}
+	if size > p.bud.limit {
+		return 0, fmt.Errorf("%w: message of %d bytes (body, headers and properties), more than the whole byte budget of %d (WithBufferBytes)", ErrTooLarge, size, p.bud.limit)
+	}
+	return size, nil
+}
+
+// check is validate without the budget.
+func (p *Producer) check(m *Message) (int64, error) {
 	if max := p.maxSize(); len(m.Body) > max {
-		return fmt.Errorf("%w: body of %d bytes, max %d", ErrTooLarge, len(m.Body), max)
+		return 0, fmt.Errorf("%w: body of %d bytes, max %d", ErrTooLarge, len(m.Body), max)
 	}
 	if m.DeliveryMode > Persistent {
-		return fmt.Errorf("%w: delivery mode %d (want 0, Transient or Persistent)", ErrInvalidMessage, m.DeliveryMode)
+		return 0, fmt.Errorf("%w: delivery mode %d (want 0, Transient or Persistent)", ErrInvalidMessage, m.DeliveryMode)
 	}
 	if m.Priority > 9 {
-		return fmt.Errorf("%w: priority %d (AMQP priorities are 0-9)", ErrInvalidMessage, m.Priority)
+		return 0, fmt.Errorf("%w: priority %d (AMQP priorities are 0-9)", ErrInvalidMessage, m.Priority)
 	}
 	for i := 0; i < len(m.Expiration); i++ {
 		if c := m.Expiration[i]; c < '0' || c > '9' {
-			return fmt.Errorf("%w: expiration %.40q is not a number of milliseconds", ErrInvalidMessage, m.Expiration)
+			return 0, fmt.Errorf("%w: expiration %.40q is not a number of milliseconds", ErrInvalidMessage, m.Expiration)
 		}
 	}
 	// Any length over 255 sets a bit above the low 8 in the OR of them all:
 	// one test on the hot path, the field named only on the slow one.
 	if len(m.MessageID)|len(m.CorrelationID)|len(m.ReplyTo)|len(m.ContentType)|len(m.ContentEncoding)|
 		len(m.Type)|len(m.AppID)|len(m.UserID)|len(m.Expiration)|len(m.RoutingKey) > maxShortString {
-		return longShortString(m)
+		return 0, longShortString(m)
 	}
 	if m.Headers == nil {
-		return nil // nine short strings of at most 255 bytes fit in any frame (the routing key travels in the method frame)
+		return messageSize(m, 0), nil // nine short strings of at most 255 bytes fit in any frame (the routing key travels in the method frame)
 	}
 	size := len(m.MessageID) + len(m.CorrelationID) + len(m.ReplyTo) + len(m.ContentType) + len(m.ContentEncoding) +
 		len(m.Type) + len(m.AppID) + len(m.UserID) + len(m.Expiration) + 9
 	n, err := tableSize(m.Headers, 0)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return 0, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	size += n
 	if size > maxPropertiesSize {
-		return fmt.Errorf("%w: properties and headers encode to %d bytes, more than the %d that fit in one AMQP frame", ErrInvalidMessage, size, maxPropertiesSize)
+		return 0, fmt.Errorf("%w: properties and headers encode to %d bytes, more than the %d that fit in one AMQP frame", ErrInvalidMessage, size, maxPropertiesSize)
 	}
-	return nil
+	return messageSize(m, n), nil
 }
 
 // longShortString names the first short string of m over 255 bytes.
