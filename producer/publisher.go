@@ -27,6 +27,9 @@ type pubState struct {
 	returned map[string]struct{}
 	replace  bool // a nack: replace the channel
 	acked    bool // the session had at least one ack (FireAndForget: a write)
+	// burst holds the FireAndForget messages of the burst being written: in
+	// the connection's cork, not yet on the socket (see endBurst).
+	burst []envelope
 
 	// inFlightIDs holds the MessageID of every message in the flight when
 	// mandatory is on. A basic.return names its message only by its
@@ -268,6 +271,18 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		}
 		return false
 	}
+	// awaitLoss waits, after a failed write, for the channel or the
+	// connection to be reported lost.
+	awaitLoss := func() {
+		select {
+		case e := <-closeCh:
+			endErr = e
+			p.channelClosed(st, e)
+		case <-cn.Done():
+		case <-p.runCtx.Done():
+		case <-time.After(time.Second): // neither fired: end the channel anyway
+		}
+	}
 	for {
 		if blocked, changed := p.client.Blocked(); blocked {
 			p.log.Info("producer: connection blocked by the broker, publishing paused")
@@ -278,6 +293,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		}
 		n := 0
 		held, heldID := false, ""
+		// One burst is written under one cork: in one write to the socket
+		// instead of one per message (burst.go). It ends before any wait.
+		uncork, mark := cn.Cork(), st.fl.next
 		for n < maxBurst && !st.replace && st.canSend() {
 			env, ok := st.next(p)
 			if !ok {
@@ -290,6 +308,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					break
 				}
 				if p.orphaned {
+					p.abandonBurst(uncork)
 					return
 				}
 				p.noteCause(err)
@@ -304,17 +323,20 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					st.unshift(env)
 				}
 				p.log.Debug("producer: publish failed", "err", err)
-				select {
-				case e := <-closeCh:
-					endErr = e
-					p.channelClosed(st, e)
-				case <-cn.Done():
-				case <-p.runCtx.Done():
-				case <-time.After(time.Second): // neither fired: end the channel anyway
+				if _, orphaned := p.endBurst(uncork, st, mark, &writeFailed); !orphaned {
+					awaitLoss()
 				}
 				return
 			}
 			n++
+		}
+		if err, orphaned := p.endBurst(uncork, st, mark, &writeFailed); orphaned {
+			return
+		} else if err != nil {
+			p.noteCause(err)
+			p.log.Debug("producer: writing a burst failed", "err", err, "messages", n)
+			awaitLoss()
+			return
 		}
 		p.drainConfirms(st, confirms, returns)
 		if st.replace {
@@ -360,6 +382,8 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	if confirm {
 		st.fl.add(*env)
+	} else {
+		st.burst = append(st.burst, *env) // settled by endBurst once written
 	}
 	// As in unlocked, without a closure on the hot path.
 	p.stMu.Unlock()
@@ -375,6 +399,10 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if err != nil {
 		if confirm {
 			*env = st.fl.unadd()
+		} else {
+			*env = st.burst[len(st.burst)-1]
+			st.burst[len(st.burst)-1] = envelope{}
+			st.burst = st.burst[:len(st.burst)-1]
 		}
 		if p.mandatory {
 			delete(st.inFlightIDs, env.msg.MessageID)
@@ -386,10 +414,6 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		for _, h := range p.hooks.resent {
 			p.hookResent(h, 1)
 		}
-	}
-	if !confirm {
-		st.acked = true
-		p.confirm(env)
 	}
 	return nil
 }
@@ -536,6 +560,7 @@ func brokerMaxSize(e *amqp.Error) int64 {
 // shutdown reports everything not settled with reason Shutdown.
 func (p *Producer) shutdown(st *pubState) {
 	p.stopAccepting()
+	st.burstBack()
 	st.requeueUnsettled()
 	for {
 		env, ok := st.next(p)
