@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -131,14 +132,25 @@ func TestTwoProducersOnOneClientCorkTogether(t *testing.T) {
 }
 
 // TestConsumerAcksFlowWhileAProducerBursts consumes, with manual acks and a
-// prefetch of 10, on the same connection as a FireAndForget producer that
-// bursts the whole time. Each ack written while the producer holds its cork
-// waits for the end of that burst only: the consumer, which gets 10 new
-// deliveries only after acking, finishes while the producer is still
-// publishing (held acks would stall it at 10 until the producer stops).
+// prefetch of 10, on the same connection as a Confirm producer (the
+// defaults) that bursts the whole time. Each ack written while the producer
+// holds its cork waits for the end of that burst only: the consumer, which
+// gets 10 new deliveries only after acking, finishes while the producer is
+// still publishing (held acks would stall it at 10 until the producer
+// stops). The same without coalescing, for comparison in the log.
+//
+// (A FireAndForget producer has no window: corked, it can write faster than
+// the broker reads, and then the socket's send queue, not the cork, delays
+// the acks behind it. See the README's note on sharing a connection.)
 func TestConsumerAcksFlowWhileAProducerBursts(t *testing.T) {
+	for _, cork := range []bool{true, false} {
+		t.Run(fmt.Sprintf("coalescing=%v", cork), func(t *testing.T) { consumeWhileBursting(t, cork) })
+	}
+}
+
+func consumeWhileBursting(t *testing.T, cork bool) {
 	const deliveries = 2000
-	c := newClient(t, testbroker.URL(t), lavinmq.WithHeartbeat(time.Second))
+	c := newClient(t, testbroker.URL(t), lavinmq.WithHeartbeat(time.Second), lavinmq.WithWriteCoalescing(cork))
 	qc, qp := declare(t, nil), declare(t, nil)
 	raw := testbroker.Raw(t)
 	for i := range uint64(deliveries) {
@@ -147,7 +159,7 @@ func TestConsumerAcksFlowWhileAProducerBursts(t *testing.T) {
 		}
 	}
 	testbroker.Eventually(t, 30*time.Second, "the consumer's queue filled", func() bool { return testbroker.QueueLen(t, qc) == deliveries })
-	p := newProducer(t, c, qp, producer.WithMode(producer.FireAndForget), producer.WithBufferSize(4096), producer.WithPolicy(buffer.Block))
+	p := newProducer(t, c, qp, producer.WithBufferSize(4096), producer.WithPolicy(buffer.Block))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -169,7 +181,7 @@ func TestConsumerAcksFlowWhileAProducerBursts(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
-	testbroker.Eventually(t, 30*time.Second, "the producer under way", func() bool { return p.Stats().Confirmed > 10_000 })
+	testbroker.Eventually(t, 30*time.Second, "the producer under way", func() bool { return p.Stats().Confirmed > 5000 })
 
 	cn, err := c.Connection(ctx)
 	if err != nil {
@@ -202,7 +214,7 @@ func TestConsumerAcksFlowWhileAProducerBursts(t *testing.T) {
 	took := time.Since(t0)
 	written := p.Stats().Confirmed - writtenAtStart
 	t.Logf("consumed and acked %d (prefetch 10) in %v while the producer wrote %d messages on the same connection", deliveries, took, written)
-	if written < 1000 {
+	if written < 500 {
 		t.Fatalf("the producer wrote only %d messages while the consumer ran: it was not bursting, the test proves nothing", written)
 	}
 	if !c.Connected() {
