@@ -258,6 +258,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 				confirms = nil // closed with the channel: closeCh or cn.Done follows
 			} else {
 				p.onConfirm(st, c, returns)
+				// The broker acks in batches: take the rest of this one
+				// too, so that the next burst fills what they freed.
+				p.drainConfirms(st, confirms, returns)
 			}
 		case <-wake:
 		case e := <-closeCh:
