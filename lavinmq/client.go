@@ -50,6 +50,7 @@ type Client struct {
 // recorded topology has been replayed on it.
 type Conn struct {
 	conn       *amqp.Connection
+	cork       *corkConn // nil with WithWriteCoalescing(false)
 	generation uint64
 	endpoint   string
 	lost       chan struct{}
@@ -191,13 +192,13 @@ func (c *Client) run() {
 		if gen > 0 && !c.pauseBeforeReconnect(b, lostAt.Sub(upAt)) {
 			return
 		}
-		conn, idx, attempts, ok := c.connect(b, next, gen == 0)
+		conn, cork, idx, attempts, ok := c.connect(b, next, gen == 0)
 		if !ok {
 			return
 		}
 		next = idx // after a loss, try the same broker first
 		gen++
-		cn := &Conn{conn: conn, generation: gen, endpoint: endpoint(c.cfg.urls[idx]), lost: make(chan struct{})}
+		cn := &Conn{conn: conn, cork: cork, generation: gen, endpoint: endpoint(c.cfg.urls[idx]), lost: make(chan struct{})}
 		notify := conn.NotifyClose(make(chan *amqp.Error, 1)) // buffered: amqp091 sends once, then closes
 		blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
 		c.wg.Add(1)
@@ -290,24 +291,24 @@ func (c *Client) watch(conn *amqp.Connection, notify <-chan *amqp.Error) (by Det
 // for the backoff delay; it never resets the backoff (run does, after a stable
 // connection). It returns ok=false when the client is closed, or when first
 // and WithFailFast are set and an attempt failed with a permanent error.
-func (c *Client) connect(b *reconnectBackoff, next int, first bool) (*amqp.Connection, int, int, bool) {
+func (c *Client) connect(b *reconnectBackoff, next int, first bool) (*amqp.Connection, *corkConn, int, int, bool) {
 	n := len(c.cfg.urls)
 	failedInRound := 0
 	for attempt := 1; ; attempt++ {
 		if c.ctx.Err() != nil {
-			return nil, 0, 0, false
+			return nil, nil, 0, 0, false
 		}
 		url := c.cfg.urls[next]
-		conn, err := c.dial(url)
+		conn, cork, err := c.dial(url)
 		if err == nil {
 			err = c.topo.replay(c.ctx, conn, c)
 			if err == nil {
-				return conn, next, attempt, true
+				return conn, cork, next, attempt, true
 			}
 			_ = conn.CloseDeadline(time.Now().Add(c.cfg.closeTimeout))
 		}
 		if c.ctx.Err() != nil {
-			return nil, 0, 0, false
+			return nil, nil, 0, 0, false
 		}
 		ep := endpoint(url)
 		giveUp := first && c.cfg.failFast && permanent(err)
@@ -327,13 +328,13 @@ func (c *Client) connect(b *reconnectBackoff, next int, first bool) (*amqp.Conne
 		})
 		if giveUp {
 			c.log.Error("lavinmq: giving up: permanent error on the first connection (WithFailFast)", "endpoint", ep, "error", c.safeErr(err))
-			return nil, 0, 0, false
+			return nil, nil, 0, 0, false
 		}
 		if delay > 0 {
 			select {
 			case <-c.cfg.after(delay):
 			case <-c.ctx.Done():
-				return nil, 0, 0, false
+				return nil, nil, 0, 0, false
 			}
 		}
 	}

@@ -36,16 +36,20 @@ const blockedPoll = 100 * time.Millisecond
 // keeps the broker's TLS alert: with TLS 1.3 a broker refusing the client's
 // certificate says so only after the client's handshake has completed, and
 // amqp091-go would report only "channel/connection is not open" (504).
-func (c *Client) dial(url string) (*amqp.Connection, error) {
+//
+// Above both, unless WithWriteCoalescing(false), sits the corkConn that
+// Conn.Cork corks (cork.go); it is returned with the connection.
+func (c *Client) dial(url string) (*amqp.Connection, *corkConn, error) {
 	props := amqp.NewConnectionProperties()
 	if c.cfg.name != "" {
 		props.SetClientConnectionName(c.cfg.name)
 	}
 	target, tcfg, err := c.tlsTarget(url)
 	if err != nil {
-		return nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
+		return nil, nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
 	}
 	var stop func() bool
+	var cork *corkConn
 	var tc *tls.Conn
 	var owner atomic.Pointer[amqp.Connection] // set once the handshake is done
 	config := amqp.Config{
@@ -74,6 +78,10 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 				}
 				conn = tc
 			}
+			if !c.cfg.noCork {
+				cork = &corkConn{Conn: conn, raw: nc}
+				conn = cork
+			}
 			return conn, nil
 		},
 	}
@@ -83,17 +91,17 @@ func (c *Client) dial(url string) (*amqp.Connection, error) {
 	}
 	if err != nil {
 		if alert := tlsAlert(tc, err); alert != nil {
-			return nil, fmt.Errorf("lavinmq: dial %s: the broker ended the TLS connection: %w (amqp: %w)", endpoint(url), alert, err)
+			return nil, nil, fmt.Errorf("lavinmq: dial %s: the broker ended the TLS connection: %w (amqp: %w)", endpoint(url), alert, err)
 		}
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.NotAllowed {
 			// RabbitMQ's 530 names the vhost, LavinMQ's ("vhost not found") does not.
-			return nil, fmt.Errorf("lavinmq: dial %s vhost %q: %w", endpoint(url), vhostOf(url), err)
+			return nil, nil, fmt.Errorf("lavinmq: dial %s vhost %q: %w", endpoint(url), vhostOf(url), err)
 		}
-		return nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
+		return nil, nil, fmt.Errorf("lavinmq: dial %s: %w", endpoint(url), err)
 	}
 	owner.Store(conn)
-	return conn, nil
+	return conn, cork, nil
 }
 
 // tlsTarget returns the URL to give amqp091-go and, for amqps://, the TLS

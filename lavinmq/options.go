@@ -36,6 +36,7 @@ type cfg struct {
 	shutdownTimeout time.Duration
 	tls             *tls.Config
 	failFast        bool
+	noCork          bool // WithWriteCoalescing(false)
 	name            string
 	logger          *slog.Logger
 	hooks           []any

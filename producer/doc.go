@@ -63,6 +63,18 @@
 // in the buffer during an outage waits for the reconnect. Messages are
 // transient by default.
 //
+// # Write coalescing
+//
+// The publisher writes the messages it takes in one go (a burst, at most
+// 256, never more than the confirm window has room for) under a cork of the
+// client's connection (lavinmq.Conn.Cork): the burst reaches the socket in
+// one write, instead of one per message as amqp091-go does on its own. The
+// cork ends before the publisher waits for anything, so other writers of the
+// connection (consumers' acks, heartbeats) wait at most for one burst. A
+// FireAndForget message counts as written only when the write of its burst
+// succeeded; when it fails, the burst's messages are published again after
+// the reconnect. lavinmq.WithWriteCoalescing(false) turns it off.
+//
 // # Poison messages
 //
 // No message can stall a producer or take the connection down. Publish

@@ -27,6 +27,9 @@ type pubState struct {
 	returned map[string]struct{}
 	replace  bool // a nack: replace the channel
 	acked    bool // the session had at least one ack (FireAndForget: a write)
+	// burst holds the FireAndForget messages of the burst being written: in
+	// the connection's cork, not yet on the socket (see endBurst).
+	burst []envelope
 
 	// inFlightIDs holds the MessageID of every message in the flight when
 	// mandatory is on. A basic.return names its message only by its
@@ -256,6 +259,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 				confirms = nil // closed with the channel: closeCh or cn.Done follows
 			} else {
 				p.onConfirm(st, c, returns)
+				// The broker acks in batches: take the rest of this one
+				// too, so that the next burst fills what they freed.
+				p.drainConfirms(st, confirms, returns)
 			}
 		case <-wake:
 		case e := <-closeCh:
@@ -269,6 +275,18 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		}
 		return false
 	}
+	// awaitLoss waits, after a failed write, for the channel or the
+	// connection to be reported lost.
+	awaitLoss := func() {
+		select {
+		case e := <-closeCh:
+			endErr = e
+			p.channelClosed(st, e)
+		case <-cn.Done():
+		case <-p.runCtx.Done():
+		case <-time.After(time.Second): // neither fired: end the channel anyway
+		}
+	}
 	for {
 		if blocked, changed := p.client.Blocked(); blocked {
 			p.log.Info("producer: connection blocked by the broker, publishing paused")
@@ -279,6 +297,9 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 		}
 		n := 0
 		held, heldID := false, ""
+		// One burst is written under one cork: in one write to the socket
+		// instead of one per message (burst.go). It ends before any wait.
+		uncork, mark := cn.Cork(), st.fl.next
 		for n < maxBurst && !st.replace && st.canSend() {
 			env, ok := st.next(p)
 			if !ok {
@@ -291,6 +312,7 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					break
 				}
 				if p.orphaned {
+					p.abandonBurst(uncork)
 					return
 				}
 				p.noteCause(err)
@@ -305,17 +327,20 @@ func (p *Producer) session(cn *lavinmq.Conn, st *pubState) {
 					st.unshift(env)
 				}
 				p.log.Debug("producer: publish failed", "err", err)
-				select {
-				case e := <-closeCh:
-					endErr = e
-					p.channelClosed(st, e)
-				case <-cn.Done():
-				case <-p.runCtx.Done():
-				case <-time.After(time.Second): // neither fired: end the channel anyway
+				if _, orphaned := p.endBurst(uncork, st, mark, &writeFailed); !orphaned {
+					awaitLoss()
 				}
 				return
 			}
 			n++
+		}
+		if err, orphaned := p.endBurst(uncork, st, mark, &writeFailed); orphaned {
+			return
+		} else if err != nil {
+			p.noteCause(err)
+			p.log.Debug("producer: writing a burst failed", "err", err, "messages", n)
+			awaitLoss()
+			return
 		}
 		p.drainConfirms(st, confirms, returns)
 		if st.replace {
@@ -361,6 +386,8 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	}
 	if confirm {
 		st.fl.add(*env)
+	} else {
+		st.burst = append(st.burst, *env) // settled by endBurst once written
 	}
 	// As in unlocked, without a closure on the hot path.
 	p.stMu.Unlock()
@@ -376,6 +403,10 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 	if err != nil {
 		if confirm {
 			*env = st.fl.unadd()
+		} else {
+			*env = st.burst[len(st.burst)-1]
+			st.burst[len(st.burst)-1] = envelope{}
+			st.burst = st.burst[:len(st.burst)-1]
 		}
 		if p.mandatory {
 			delete(st.inFlightIDs, env.msg.MessageID)
@@ -388,10 +419,6 @@ func (p *Producer) publish(ch *amqp.Channel, st *pubState, env *envelope) error 
 		for _, h := range p.hooks.resent {
 			p.hookResent(h, 1)
 		}
-	}
-	if !confirm {
-		st.acked = true
-		p.confirm(env)
 	}
 	return nil
 }
@@ -539,6 +566,7 @@ func brokerMaxSize(e *amqp.Error) int64 {
 // shutdown reports everything not settled with reason Shutdown.
 func (p *Producer) shutdown(st *pubState) {
 	p.stopAccepting()
+	st.burstBack()
 	st.requeueUnsettled()
 	for {
 		env, ok := st.next(p)
