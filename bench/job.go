@@ -4,7 +4,7 @@ import "time"
 
 // job is one sample to run in a worker process.
 type job struct {
-	Scenario   string        `json:"scenario"`         // baseline, payload, concurrency, consume, burst, slow, timeline
+	Scenario   string        `json:"scenario"`         // baseline, payload, concurrency, consume, burst, slow, timeline, soak
 	Variant    string        `json:"variant"`          // what distinguishes rows of a scenario (e.g. "16B confirm")
 	Impl       string        `json:"impl"`             // sdk, raw, raw-sync
 	Mode       string        `json:"mode"`             // confirm, fire_and_forget
@@ -14,6 +14,7 @@ type job struct {
 	Policy     string        `json:"policy,omitempty"` // burst: drop-oldest, raise, block
 	Rate       int           `json:"rate,omitempty"`   // messages per second for paced scenarios
 	Duration   time.Duration `json:"duration,omitempty"`
+	Soak       *soakSpec     `json:"soak,omitempty"` // the soak scenario's parameters (bench run -soak)
 	URL        string        `json:"-"`
 	Sample     int           `json:"sample"`
 }

@@ -44,6 +44,7 @@ func reportCmd(args []string) error {
 	writeBrokers(w, aggs, filepath.Join(*out, "lavinmq"))
 	writeSlowAndTimeline(w, aggs)
 	writeBuffer(w, parseBufferBench(string(bufText)))
+	writeSoak(w, loadSoakRuns(*out, *dest))
 	writeChaos(w, chaos)
 	writeSeed(w, seed)
 	writeNotMeasured(w)

@@ -74,9 +74,13 @@ func runCmd(args []string) error {
 	quick := fs.Bool("quick", false, "fewer messages and samples (under 5 minutes)")
 	url := fs.String("url", os.Getenv("LAVINMQ_URL"), "broker URL")
 	out := outFlag(fs)
+	soak, spec := soakFlags(fs)
 	_ = fs.Parse(args)
 	if *url == "" {
 		return fmt.Errorf("no broker URL: give -url or set LAVINMQ_URL (bench/run.sh does)")
+	}
+	if *soak {
+		return runSoak(*url, *out, *spec)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c3ecadf2/lavinmq-go/consumer"
+	"github.com/c3ecadf2/lavinmq-go/producer"
+)
+
+func TestLeastSquaresRecoversSlopeAndIntercept(t *testing.T) {
+	var x, y []float64
+	for i := range 50 {
+		x = append(x, float64(i))
+		noise := 0.5 * float64(1-2*(i%2)) // +0.5, -0.5, ...: no trend
+		y = append(y, 3*float64(i)+2+noise)
+	}
+	slope, icpt := leastSquares(x, y)
+	if math.Abs(slope-3) > 0.01 || math.Abs(icpt-2) > 0.5 {
+		t.Fatalf("slope %v intercept %v, want 3 and 2", slope, icpt)
+	}
+	if s, i := leastSquares([]float64{4, 4, 4}, []float64{1, 2, 3}); s != 0 || i != 2 {
+		t.Fatalf("all x equal: slope %v intercept %v, want 0 and the mean 2", s, i)
+	}
+	if s, i := leastSquares(nil, nil); s != 0 || i != 0 {
+		t.Fatalf("no points: %v %v", s, i)
+	}
+}
+
+// soakRun600 makes 10 minutes of samples a second: a baseline that grows by
+// leak MiB a minute, an outage of 12 s after each restart (every 120 s) that
+// raises RSS by 120 MiB and takes 4 goroutines away, and goroutines that
+// grow by gLeak a minute. Before the warm-up RSS is huge, which the fit must
+// ignore.
+func soakRun600(leak, gLeak float64) soakResult {
+	r := soakResult{Spec: soakSpec{Rate: 200, Duration: 10 * time.Minute, Restart: 2 * time.Minute, Warmup: 150 * time.Second}}
+	for sec := 1; sec <= 600; sec++ {
+		tm := float64(sec)
+		p := soakSample{T: tm, RSSMiB: 25 + leak*tm/60, HeapMiB: 8 + leak*tm/60, Goroutines: 11 + int(gLeak*tm/60), Connected: true}
+		if sec < 100 {
+			p.RSSMiB = 500
+		}
+		if phase := sec % 120; sec >= 120 && sec < 600 && phase < 12 {
+			p.RSSMiB += 120 * float64(phase) / 12
+			p.HeapMiB += 100 * float64(phase) / 12
+			p.Goroutines -= 4
+			p.Connected = phase > 9
+			p.Pending = uint64(200 * (phase + 1))
+		}
+		r.Samples = append(r.Samples, p)
+	}
+	return r
+}
+
+func TestSummarizeFitsOnlyTheWindowAndSeesALeakBetweenOutages(t *testing.T) {
+	flat := summarize(soakRun600(0, 0))
+	t.Logf("flat: %+v", flat)
+	if flat.FitFrom != 150 || flat.FitTo != 600 || flat.FitSamples != 451 {
+		t.Fatalf("fit window %v-%v, %d samples; want 150-600, 451", flat.FitFrom, flat.FitTo, flat.FitSamples)
+	}
+	if want := 451 - 3*12; flat.SteadySamples != want {
+		t.Fatalf("steady samples %d, want %d (the window less three outages)", flat.SteadySamples, want)
+	}
+	if math.Abs(flat.SteadyRSSSlope) > 1e-9 || math.Abs(flat.SteadyGoroutineSlope) > 1e-9 || math.Abs(flat.SteadyHeapSlope) > 1e-9 {
+		t.Fatalf("flat run: steady slopes RSS %v heap %v goroutines %v, want 0", flat.SteadyRSSSlope, flat.SteadyHeapSlope, flat.SteadyGoroutineSlope)
+	}
+	if flat.RSSSlope == 0 {
+		t.Fatal("the every-sample slope should feel the outage peaks")
+	}
+	if !flat.Flat || flat.RSSStart != 25 || flat.RSSEnd != 25 || flat.RSSPeak != 500 {
+		t.Fatalf("flat run judged %+v", flat)
+	}
+
+	leaky := summarize(soakRun600(0.5, 0)) // 30 MiB an hour on a 25-30 MiB process
+	t.Logf("leaking 0.5 MiB/min: steady slope %.4f, every-sample %.4f, flat %v", leaky.SteadyRSSSlope, leaky.RSSSlope, leaky.Flat)
+	if math.Abs(leaky.SteadyRSSSlope-0.5) > 1e-9 {
+		t.Fatalf("steady slope %v, want 0.5 MiB/min", leaky.SteadyRSSSlope)
+	}
+	if leaky.FlatRSS || leaky.Flat {
+		t.Fatal("a 0.5 MiB/min leak judged flat")
+	}
+	if leaky.RSSEnd-leaky.RSSStart < 3 {
+		t.Fatalf("RSS start %v end %v: the leak should show", leaky.RSSStart, leaky.RSSEnd)
+	}
+
+	gleak := summarize(soakRun600(0, 1)) // one goroutine more a minute
+	if gleak.FlatGoroutines || gleak.Flat || math.Abs(gleak.SteadyGoroutineSlope-1) > 0.05 {
+		t.Fatalf("goroutine leak judged %+v", gleak)
+	}
+}
+
+func TestSummarizeWithoutSamplesIsNotFlat(t *testing.T) {
+	s := summarize(soakResult{Spec: soakSpec{Rate: 1, Duration: time.Minute, Warmup: 30 * time.Second}})
+	if s.Flat || s.FitSamples != 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestSoakSpecCheckDefaultsWarmupAndRefusesNonsense(t *testing.T) {
+	s := soakSpec{Rate: 200, MinSize: 1024, MaxSize: 65536, Duration: 10 * time.Minute, Restart: 2 * time.Minute}
+	if err := s.check(); err != nil || s.Warmup != 150*time.Second {
+		t.Fatalf("err %v warm-up %v, want nil and 2m30s", err, s.Warmup)
+	}
+	for _, bad := range []soakSpec{
+		{Rate: 0, MinSize: 8, MaxSize: 8, Duration: time.Minute},
+		{Rate: 1, MinSize: 100, MaxSize: 10, Duration: time.Minute},
+		{Rate: 1, MinSize: 8, MaxSize: 8, Duration: time.Second},
+		{Rate: 1, MinSize: 8, MaxSize: 8, Duration: time.Minute, Restart: time.Minute}, // warm-up 75s > 60s
+		{Rate: 1, MinSize: 8, MaxSize: 8, Duration: time.Minute, Restart: -time.Second},
+	} {
+		if err := bad.check(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+func TestSoakLedgerCountsEveryOutcome(t *testing.T) {
+	spec := soakSpec{Rate: 1, MinSize: 8, MaxSize: 300, Seed: 7}
+	l := newSoakLedger(spec, 6)
+	again := newSoakLedger(spec, 6)
+	for i := range l.sizes {
+		if l.sizes[i] != again.sizes[i] || l.sizes[i] < 8 || l.sizes[i] > 300 {
+			t.Fatalf("size %d of seq %d: not seeded or out of range", l.sizes[i], i)
+		}
+	}
+	body := func(seq int) []byte { return soakBody(uint64(seq), int(l.sizes[seq])) }
+	for i := range 5 {
+		l.accepted[i].Store(true)
+	}
+	deliver := func(b []byte) { l.handle(t.Context(), deliveryOf(b)) }
+	deliver(body(0))                                                 // received once
+	deliver(body(1))                                                 // received twice: one duplicate
+	deliver(body(1))                                                 //
+	l.onDrop(producer.Message{Body: body(2)}, "q", producer.Evicted) // dropped
+	l.onDrop(producer.Message{Body: body(3)}, "q", producer.Evicted) // dropped yet received
+	deliver(body(3))                                                 //
+	// seq 4: accepted, nothing else: lost
+	deliver(body(5)) // never accepted
+	bad := body(0)
+	bad[len(bad)-1] ^= 0xff
+	deliver(bad) // corrupt
+	deliver(body(0)[:7])
+
+	var r soakResult
+	l.count(&r)
+	want := soakResult{Received: 4, Duplicates: 1, Lost: 1, DroppedAndReceived: 1, Unexpected: 1, Corrupt: 2}
+	if r.Received != want.Received || r.Duplicates != want.Duplicates || r.Lost != want.Lost ||
+		r.DroppedAndReceived != want.DroppedAndReceived || r.Unexpected != want.Unexpected || r.Corrupt != want.Corrupt {
+		t.Fatalf("got %+v\nwant %+v", r, want)
+	}
+	var bytesWant int64
+	for i := range 5 {
+		bytesWant += int64(l.sizes[i])
+	}
+	if r.AcceptedBytes != bytesWant {
+		t.Fatalf("accepted bytes %d, want %d", r.AcceptedBytes, bytesWant)
+	}
+	if n := l.outstanding(); n != 1 {
+		t.Fatalf("outstanding %d, want 1 (seq 4)", n)
+	}
+}
+
+func TestSoakReportSaysNotRunWithTheCommand(t *testing.T) {
+	var b strings.Builder
+	writeSoak(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, loadSoakRuns(t.TempDir(), "REPORT.md"))
+	out := b.String()
+	for _, want := range []string{"## Soak", "RabbitMQ: not run (`bench/run.sh --soak`)", "LavinMQ: not run (`BROKER=lavinmq bench/run.sh --soak`)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("section lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "| broker |") {
+		t.Errorf("a table without results:\n%s", out)
+	}
+}
+
+func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "bench", "results")
+	r := soakRun600(0.5, 0)
+	r.Machine.Broker = "RabbitMQ 9.9"
+	r.Accepted, r.Confirmed, r.Received, r.Duplicates, r.Lost = 120000, 120000, 120000, 42, 0
+	r.Restarts = []soakRestart{{At: 120, Up: 130}, {At: 240, Up: 249}}
+	if err := os.MkdirAll(filepath.Join(out, "lavinmq"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(out, "soak.json"), r); err != nil { // no summary stored: the report computes it
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeSoak(func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }, loadSoakRuns(out, filepath.Join(root, "REPORT.md")))
+	sec := b.String()
+	t.Log(sec)
+	for _, want := range []string{
+		"| RabbitMQ 9.9 |", "| 120000 (0 MiB) | 120000 | 0 | 0 | 120000 | 42 | 0 |", "2 (10, 9)",
+		"| +0.500 |", // the steady RSS slope
+		"| **no** |", // 0.5 MiB/min is a leak
+		"![soak, RabbitMQ](bench/results/soak.png)",
+		"LavinMQ: not run (`BROKER=lavinmq bench/run.sh --soak`)",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("section lacks %q", want)
+		}
+	}
+
+	// LavinMQ's own report (bench/results/lavinmq/REPORT.md) shows its run only, linked from there.
+	if err := writeJSON(filepath.Join(out, "lavinmq", "soak.json"), soakRun600(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	runs := loadSoakRuns(filepath.Join(out, "lavinmq"), filepath.Join(out, "lavinmq", "REPORT.md"))
+	if len(runs) != 1 || runs[0].label != "LavinMQ" || runs[0].res == nil || runs[0].png != "soak.png" || !runs[0].res.Summary.Flat {
+		t.Fatalf("LavinMQ's report: %+v", runs)
+	}
+}
+
+func TestSoakPlotIsAPNG(t *testing.T) {
+	r := soakRun600(0, 0)
+	r.Summary = summarize(r)
+	r.Restarts = []soakRestart{{At: 120, Up: 130}}
+	path := filepath.Join(t.TempDir(), "soak.png")
+	if err := saveSoakPlot(r, path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
+		t.Fatalf("%d bytes, not a plot", len(b))
+	}
+}
+
+func deliveryOf(b []byte) consumer.Delivery { return consumer.Delivery{Body: b} }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// soakRun is one broker's soak results for the report: res is nil when its
+// soak.json is missing, and cmd says how to make it.
+type soakRun struct {
+	label string // broker, as the results directory implies
+	cmd   string
+	png   string // link to the plot, relative to the report
+	res   *soakResult
+}
+
+// loadSoakRuns reads out/soak.json and, unless out is itself LavinMQ's
+// directory, out/lavinmq/soak.json; links are relative to the report dest.
+func loadSoakRuns(out, dest string) []soakRun {
+	dirs := []soakRun{{label: "RabbitMQ", cmd: "bench/run.sh --soak"}, {label: "LavinMQ", cmd: "BROKER=lavinmq bench/run.sh --soak"}}
+	paths := []string{out, filepath.Join(out, "lavinmq")}
+	if filepath.Base(out) == "lavinmq" {
+		dirs, paths = dirs[1:], paths[:1]
+	}
+	for i := range dirs {
+		var r soakResult
+		if err := readJSON(filepath.Join(paths[i], "soak.json"), &r); err == nil {
+			r.Summary = summarize(r) // the verdict of this code, from the samples
+			dirs[i].res = &r
+		}
+		png := filepath.Join(paths[i], "soak.png")
+		if rel, err := filepath.Rel(filepath.Dir(dest), png); err == nil {
+			png = rel
+		}
+		dirs[i].png = filepath.ToSlash(png)
+	}
+	return dirs
+}
+
+// writeSoak writes the soak section: per broker, how every message ended,
+// RSS and goroutines with their least-squares slopes after the warm-up, and
+// the plot; "not run" with the command for a broker without results.
+func writeSoak(w writer, runs []soakRun) {
+	w("## Soak: a broker restart every few minutes, random body sizes (`bench/run.sh --soak`)\n\n")
+	w("Not part of the full or quick run (too long). One worker process holds one client with an SDK producer (the\n")
+	w("defaults: Confirm, DropOldest, 10 000 messages) and an SDK consumer (prefetch 200, ack each) on the same durable\n")
+	w("queue, as a service that publishes and consumes would; so its RSS is the whole SDK's. It publishes at a steady\n")
+	w("rate, each body a fresh, fully written buffer of a size drawn from a seeded generator, starting with its sequence\n")
+	w("number; the consumer checks every body byte for byte. Every second it samples VmRSS (`/proc/self/status`), the\n")
+	w("Go heap's objects (`runtime/metrics`) and the goroutine count. At the end it flushes, reads the queue dry and\n")
+	w("counts: lost = accepted but neither received nor reported through OnDrop; duplicates are deliveries beyond the first\n")
+	w("of a message (at-least-once: re-sent after a restart, or redelivered unacked). The slopes are least-squares fits over\n")
+	w("the samples after the warm-up (past the first restart and its recovery), over every sample (the outages' backlog\n")
+	w("peaks included, so their timing moves it) and over the steady samples only (connected, under a second's worth of\n")
+	w("messages pending): the level the process returns to between outages, where a leak shows. Start and end are medians\n")
+	w("of the steady samples of the window's first and last 30 s. Flat means the steady RSS line grows by less than\n")
+	w("%.0f%% of the window's median RSS per hour and the goroutine count at the end is no higher than at the start.\n\n", flatRSSShare*100)
+	var ran []soakRun
+	for _, r := range runs {
+		if r.res == nil {
+			w("- %s: not run (`%s`).\n", r.label, r.cmd)
+		} else {
+			ran = append(ran, r)
+		}
+	}
+	if len(ran) < len(runs) {
+		w("\n")
+	}
+	if len(ran) == 0 {
+		return
+	}
+	w("| broker | date (UTC) | rate msg/s | bodies | duration | restarts (broker down s) | accepted | confirmed | dropped | resent | received | duplicates | lost |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range ran {
+		x := r.res
+		var downs []string
+		for _, rs := range x.Restarts {
+			downs = append(downs, fmt.Sprintf("%.0f", rs.Up-rs.At))
+		}
+		dropped := fmt.Sprint(x.Dropped)
+		if len(x.DroppedBy) > 0 {
+			var by []string
+			for k, n := range x.DroppedBy {
+				by = append(by, fmt.Sprintf("%s %d", k, n))
+			}
+			slices.Sort(by)
+			dropped += " (" + strings.Join(by, ", ") + ")"
+		}
+		lost := fmt.Sprint(x.Lost)
+		if bad := x.Corrupt + x.Unexpected + x.DroppedAndReceived; bad > 0 {
+			lost += fmt.Sprintf(" (and %d corrupt, unexpected or dropped yet received)", bad)
+		}
+		w("| %s | %s | %d | %d B – %d KiB, seed %d | %v | %d (%s) | %d (%.0f MiB) | %d | %s | %d | %d | %d | %s |\n",
+			x.Machine.Broker, x.Machine.Date, x.Spec.Rate, x.Spec.MinSize, x.Spec.MaxSize>>10, x.Spec.Seed, x.Spec.Duration,
+			len(x.Restarts), strings.Join(downs, ", "), x.Accepted, float64(x.AcceptedBytes)/(1<<20), x.Confirmed, dropped, x.Resent,
+			x.Received, x.Duplicates, lost)
+	}
+	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range ran {
+		x, s := r.res, r.res.Summary
+		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %+.3f | %+.3f | %+.3f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
+			x.Machine.Broker, s.FitFrom, s.FitTo, s.SteadySamples, s.FitSamples, s.RSSStart, s.RSSEnd, s.RSSMedian, s.RSSPeak,
+			s.RSSSlope, s.SteadyRSSSlope, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
+			x.GoroutinesBefore, x.GoroutinesAfter, map[bool]string{true: "yes", false: "**no**"}[s.Flat])
+	}
+	w("\n")
+	for _, r := range ran {
+		w("![soak, %s](%s)\n\n", r.label, r.png)
+		if r.res.Note != "" {
+			w("%s: %s\n\n", r.label, r.res.Note)
+		}
+	}
+}
