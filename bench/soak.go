@@ -167,12 +167,20 @@ func runSoakJob(ctx context.Context, url string, spec soakSpec) (soakResult, err
 	start := time.Now()
 	since := func() float64 { return time.Since(start).Seconds() }
 
-	// The restarter: a broker restart at every multiple of spec.Restart before the end.
+	// The restarter: a broker restart at every multiple of spec.Restart before
+	// the end. It lives until publishing ends, so that the goroutine count
+	// of the samples is the SDK's alone when it changes.
 	var restarts []soakRestart
 	var restartErr error
-	restarted := make(chan struct{})
+	restarted, published := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(restarted)
+		defer func() {
+			select {
+			case <-ctx.Done():
+			case <-published:
+			}
+		}()
 		for at := spec.Restart; spec.Restart > 0 && at < spec.Duration; at += spec.Restart {
 			select {
 			case <-ctx.Done():
@@ -237,6 +245,7 @@ func runSoakJob(ctx context.Context, url string, spec soakSpec) (soakResult, err
 		}
 	}
 	pace.Stop()
+	close(published)
 	<-restarted
 	if restartErr != nil {
 		close(stopSampling)

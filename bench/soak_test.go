@@ -33,16 +33,19 @@ func TestLeastSquaresRecoversSlopeAndIntercept(t *testing.T) {
 	}
 }
 
-// soakRun600 makes 10 minutes of samples a second: a baseline that grows by
-// leak MiB a minute, an outage of 12 s after each restart (every 120 s) that
-// raises RSS by 120 MiB and takes 4 goroutines away, and goroutines that
-// grow by gLeak a minute. Before the warm-up RSS is huge, which the fit must
-// ignore.
-func soakRun600(leak, gLeak float64) soakResult {
+// soakRun600 makes 10 minutes of samples a second: an RSS baseline that
+// grows by rssLeak MiB a minute, a heap that grows by heapLeak, goroutines by
+// gLeak; a broker restart every 120 s whose outage lasts 12 s, raises RSS by
+// 120 MiB and takes 4 goroutines away. Before the warm-up RSS is huge, which
+// the fit must ignore.
+func soakRun600(rssLeak, heapLeak, gLeak float64) soakResult {
 	r := soakResult{Spec: soakSpec{Rate: 200, Duration: 10 * time.Minute, Restart: 2 * time.Minute, Warmup: 150 * time.Second}}
+	for at := 120.0; at < 600; at += 120 {
+		r.Restarts = append(r.Restarts, soakRestart{At: at, Up: at + 10})
+	}
 	for sec := 1; sec <= 600; sec++ {
 		tm := float64(sec)
-		p := soakSample{T: tm, RSSMiB: 25 + leak*tm/60, HeapMiB: 8 + leak*tm/60, Goroutines: 11 + int(gLeak*tm/60), Connected: true}
+		p := soakSample{T: tm, RSSMiB: 25 + rssLeak*tm/60, HeapMiB: 8 + heapLeak*tm/60, Goroutines: 11 + int(gLeak*tm/60), Connected: true}
 		if sec < 100 {
 			p.RSSMiB = 500
 		}
@@ -58,8 +61,8 @@ func soakRun600(leak, gLeak float64) soakResult {
 	return r
 }
 
-func TestSummarizeFitsOnlyTheWindowAndSeesALeakBetweenOutages(t *testing.T) {
-	flat := summarize(soakRun600(0, 0))
+func TestSummarizeFitsOnlyTheWindowAndJudgesFlatness(t *testing.T) {
+	flat := summarize(soakRun600(0, 0, 0))
 	t.Logf("flat: %+v", flat)
 	if flat.FitFrom != 150 || flat.FitTo != 600 || flat.FitSamples != 451 {
 		t.Fatalf("fit window %v-%v, %d samples; want 150-600, 451", flat.FitFrom, flat.FitTo, flat.FitSamples)
@@ -73,23 +76,50 @@ func TestSummarizeFitsOnlyTheWindowAndSeesALeakBetweenOutages(t *testing.T) {
 	if flat.RSSSlope == 0 {
 		t.Fatal("the every-sample slope should feel the outage peaks")
 	}
-	if !flat.Flat || flat.RSSStart != 25 || flat.RSSEnd != 25 || flat.RSSPeak != 500 {
+	if !flat.Flat || flat.RSSStart != 25 || flat.RSSEnd != 25 || flat.RSSPeak != 500 || len(flat.Cycles) != 5 {
 		t.Fatalf("flat run judged %+v", flat)
 	}
-
-	leaky := summarize(soakRun600(0.5, 0)) // 30 MiB an hour on a 25-30 MiB process
-	t.Logf("leaking 0.5 MiB/min: steady slope %.4f, every-sample %.4f, flat %v", leaky.SteadyRSSSlope, leaky.RSSSlope, leaky.Flat)
-	if math.Abs(leaky.SteadyRSSSlope-0.5) > 1e-9 {
-		t.Fatalf("steady slope %v, want 0.5 MiB/min", leaky.SteadyRSSSlope)
+	if c := flat.Cycles[2]; c.From != 240 || c.To != 360 || c.LevelRSS != 25 || math.Abs(c.PeakRSS-135) > 1e-9 || c.CaughtUp != 12 {
+		t.Fatalf("cycle 2: %+v, want 240-360, peak 135, level 25, caught up after 12 s", c)
 	}
-	if leaky.FlatRSS || leaky.Flat {
-		t.Fatal("a 0.5 MiB/min leak judged flat")
-	}
-	if leaky.RSSEnd-leaky.RSSStart < 3 {
-		t.Fatalf("RSS start %v end %v: the leak should show", leaky.RSSStart, leaky.RSSEnd)
+	if flat.Cycles[0].CaughtUp != 0 {
+		t.Fatalf("cycle 0 has no restart: %+v", flat.Cycles[0])
 	}
 
-	gleak := summarize(soakRun600(0, 1)) // one goroutine more a minute
+	heap := summarize(soakRun600(0, 0.1, 0)) // 6 MiB an hour on an 8 MiB heap
+	t.Logf("heap leaking 0.1 MiB/min: steady slope %.4f, flat heap %v rss %v", heap.SteadyHeapSlope, heap.FlatHeap, heap.FlatRSS)
+	if math.Abs(heap.SteadyHeapSlope-0.1) > 1e-9 || heap.FlatHeap || heap.Flat || !heap.FlatRSS {
+		t.Fatalf("heap leak judged %+v", heap)
+	}
+
+	rss := summarize(soakRun600(1, 0, 0)) // RSS 2 MiB higher every cycle, outage peaks alike
+	t.Logf("RSS leaking 1 MiB/min: steady slope %.4f, every-sample %.4f", rss.SteadyRSSSlope, rss.RSSSlope)
+	if math.Abs(rss.SteadyRSSSlope-1) > 1e-9 || rss.FlatRSS || rss.Flat || !rss.FlatHeap {
+		t.Fatalf("RSS leak judged %+v", rss)
+	}
+	if rss.RSSEnd-rss.RSSStart < 6 {
+		t.Fatalf("RSS start %v end %v: the leak should show", rss.RSSStart, rss.RSSEnd)
+	}
+
+	// One outage three times as large as the others, after which RSS settles
+	// 2 MiB higher and stays: a high-water mark, not growth.
+	step := soakRun600(0, 0, 0)
+	for i := range step.Samples {
+		p := &step.Samples[i]
+		if p.T >= 360 && p.T < 372 {
+			p.RSSMiB = 25 + 3*(p.RSSMiB-25)
+		}
+		if p.T >= 372 {
+			p.RSSMiB += 2
+		}
+	}
+	hw := summarize(step)
+	t.Logf("high-water step: steady slope %.4f, cycles %+v", hw.SteadyRSSSlope, hw.Cycles)
+	if !hw.FlatRSS || !hw.Flat || hw.SteadyRSSSlope <= 0 {
+		t.Fatalf("high-water step judged %+v", hw)
+	}
+
+	gleak := summarize(soakRun600(0, 0, 1)) // one goroutine more a minute
 	if gleak.FlatGoroutines || gleak.Flat || math.Abs(gleak.SteadyGoroutineSlope-1) > 0.05 {
 		t.Fatalf("goroutine leak judged %+v", gleak)
 	}
@@ -183,10 +213,10 @@ func TestSoakReportSaysNotRunWithTheCommand(t *testing.T) {
 func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
 	root := t.TempDir()
 	out := filepath.Join(root, "bench", "results")
-	r := soakRun600(0.5, 0)
+	r := soakRun600(1, 0.1, 0)
 	r.Machine.Broker = "RabbitMQ 9.9"
 	r.Accepted, r.Confirmed, r.Received, r.Duplicates, r.Lost = 120000, 120000, 120000, 42, 0
-	r.Restarts = []soakRestart{{At: 120, Up: 130}, {At: 240, Up: 249}}
+	r.Restarts[1].Up = 249
 	if err := os.MkdirAll(filepath.Join(out, "lavinmq"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -198,9 +228,11 @@ func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
 	sec := b.String()
 	t.Log(sec)
 	for _, want := range []string{
-		"| RabbitMQ 9.9 |", "| 120000 (0 MiB) | 120000 | 0 | 0 | 120000 | 42 | 0 |", "2 (10, 9)",
-		"| +0.500 |", // the steady RSS slope
-		"| **no** |", // 0.5 MiB/min is a leak
+		"| RabbitMQ 9.9 |", "| 120000 (0 MiB) | 120000 | 0 | 0 | 120000 | 42 | 0 |", "4 (10, 9, 10, 10)",
+		"| +1.000 |",                         // the steady RSS slope
+		"| +0.1000 |",                        // the steady heap slope
+		"| **no** (heap grows, RSS grows) |", // both leak
+		"240–360: 139.2 → 30.5 [12 s]; 360–480: 141.2 → 32.5 [12 s]", // cycles: peak → level
 		"![soak, RabbitMQ](bench/results/soak.png)",
 		"LavinMQ: not run (`BROKER=lavinmq bench/run.sh --soak`)",
 	} {
@@ -210,7 +242,7 @@ func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
 	}
 
 	// LavinMQ's own report (bench/results/lavinmq/REPORT.md) shows its run only, linked from there.
-	if err := writeJSON(filepath.Join(out, "lavinmq", "soak.json"), soakRun600(0, 0)); err != nil {
+	if err := writeJSON(filepath.Join(out, "lavinmq", "soak.json"), soakRun600(0, 0, 0)); err != nil {
 		t.Fatal(err)
 	}
 	runs := loadSoakRuns(filepath.Join(out, "lavinmq"), filepath.Join(out, "lavinmq", "REPORT.md"))
@@ -220,9 +252,8 @@ func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
 }
 
 func TestSoakPlotIsAPNG(t *testing.T) {
-	r := soakRun600(0, 0)
+	r := soakRun600(0, 0, 0)
 	r.Summary = summarize(r)
-	r.Restarts = []soakRestart{{At: 120, Up: 130}}
 	path := filepath.Join(t.TempDir(), "soak.png")
 	if err := saveSoakPlot(r, path); err != nil {
 		t.Fatal(err)

@@ -55,8 +55,11 @@ func writeSoak(w writer, runs []soakRun) {
 	w("the samples after the warm-up (past the first restart and its recovery), over every sample (the outages' backlog\n")
 	w("peaks included, so their timing moves it) and over the steady samples only (connected, under a second's worth of\n")
 	w("messages pending): the level the process returns to between outages, where a leak shows. Start and end are medians\n")
-	w("of the steady samples of the window's first and last 30 s. Flat means the steady RSS line grows by less than\n")
-	w("%.0f%% of the window's median RSS per hour and the goroutine count at the end is no higher than at the start.\n\n", flatRSSShare*100)
+	w("of the steady samples of the window's first and last 30 s. Flat means three things: the Go heap's steady line grows\n")
+	w("by less than %.0f%% of its median per hour (a leak in Go code shows there); the goroutine count at the end is no\n", flatShare*100)
+	w("higher than at the start; and RSS is bounded: cut at the restarts, no cycle settles more than %.0f MiB above the one\n", levelSlackMiB)
+	w("before unless its outage peaked more than %.0f%% above every earlier one (the runtime keeps some of what the\n", newPeakShare*100)
+	w("largest backlog made it map: a high-water mark, not growth with time). The cycles' levels are listed below each table.\n\n")
 	var ran []soakRun
 	for _, r := range runs {
 		if r.res == nil {
@@ -97,14 +100,27 @@ func writeSoak(w writer, runs []soakRun) {
 			len(x.Restarts), strings.Join(downs, ", "), x.Accepted, float64(x.AcceptedBytes)/(1<<20), x.Confirmed, dropped, x.Resent,
 			x.Received, x.Duplicates, lost)
 	}
-	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap median MiB | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range ran {
 		x, s := r.res, r.res.Summary
-		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %+.3f | %+.3f | %+.3f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
+		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %+.3f | %+.3f | %.1f | %+.4f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
 			x.Machine.Broker, s.FitFrom, s.FitTo, s.SteadySamples, s.FitSamples, s.RSSStart, s.RSSEnd, s.RSSMedian, s.RSSPeak,
-			s.RSSSlope, s.SteadyRSSSlope, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
-			x.GoroutinesBefore, x.GoroutinesAfter, map[bool]string{true: "yes", false: "**no**"}[s.Flat])
+			s.RSSSlope, s.SteadyRSSSlope, s.HeapMedian, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
+			x.GoroutinesBefore, x.GoroutinesAfter, flatCell(s))
+	}
+	w("\nRSS per restart cycle (seconds: outage peak → level it settles to, MiB; in brackets, seconds from the restart until\n")
+	w("the client was connected again with its backlog published):\n\n")
+	for _, r := range ran {
+		var cs []string
+		for _, c := range r.res.Summary.Cycles {
+			caught := ""
+			if c.CaughtUp > 0 {
+				caught = fmt.Sprintf(" [%.0f s]", c.CaughtUp)
+			}
+			cs = append(cs, fmt.Sprintf("%.0f–%.0f: %.1f → %.1f%s", c.From, c.To, c.PeakRSS, c.LevelRSS, caught))
+		}
+		w("- %s: %s\n", r.res.Machine.Broker, strings.Join(cs, "; "))
 	}
 	w("\n")
 	for _, r := range ran {
@@ -113,4 +129,21 @@ func writeSoak(w writer, runs []soakRun) {
 			w("%s: %s\n\n", r.label, r.res.Note)
 		}
 	}
+}
+
+// flatCell is "yes", or "**no**" with what was not flat.
+func flatCell(s soakSummary) string {
+	if s.Flat {
+		return "yes"
+	}
+	var why []string
+	for _, c := range []struct {
+		ok   bool
+		name string
+	}{{s.FlatHeap, "heap grows"}, {s.FlatRSS, "RSS grows"}, {s.FlatGoroutines, "goroutines grow"}} {
+		if !c.ok {
+			why = append(why, c.name)
+		}
+	}
+	return "**no** (" + strings.Join(why, ", ") + ")"
 }

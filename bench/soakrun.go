@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -115,8 +116,8 @@ func soakVerdict(r soakResult) error {
 		errs = append(errs, fmt.Errorf("soak: %d Publish calls refused", r.Rejected))
 	}
 	if !r.Summary.Flat {
-		errs = append(errs, fmt.Errorf("soak: not flat: steady RSS slope %+.3f MiB/min (median %.1f MiB), goroutines %.0f → %.0f",
-			r.Summary.SteadyRSSSlope, r.Summary.RSSMedian, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
+		errs = append(errs, fmt.Errorf("soak: not flat: %s (steady slopes: RSS %+.3f MiB/min, heap %+.4f MiB/min; goroutines %.0f → %.0f)",
+			strings.Trim(flatCell(r.Summary), "*no() "), r.Summary.SteadyRSSSlope, r.Summary.SteadyHeapSlope, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
 	}
 	if r.GoroutinesAfter > r.GoroutinesBefore {
 		errs = append(errs, fmt.Errorf("soak: %d goroutines after Close, %d before the client", r.GoroutinesAfter, r.GoroutinesBefore))
