@@ -84,6 +84,7 @@ func saveSoakPlot(r soakResult, path string) error {
 			pm.p.Add(line)
 		}
 	}
+	top.Y.Max, bottom.Y.Max = peak*1.3, gpeak*1.4 // room for the legend above the lines
 	for _, p := range []*plot.Plot{top, bottom} {
 		p.Y.Min = 0
 		p.Legend.Top = true

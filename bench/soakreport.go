@@ -100,13 +100,20 @@ func writeSoak(w writer, runs []soakRun) {
 			len(x.Restarts), strings.Join(downs, ", "), x.Accepted, float64(x.AcceptedBytes)/(1<<20), x.Confirmed, dropped, x.Resent,
 			x.Received, x.Duplicates, lost)
 	}
-	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap median MiB | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | largest backlog: messages (≈ MiB of bodies) | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap median MiB | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range ran {
 		x, s := r.res, r.res.Summary
-		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %+.3f | %+.3f | %.1f | %+.4f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
+		backlog, mean := uint64(0), 0.0
+		for _, p := range x.Samples {
+			backlog = max(backlog, p.Pending)
+		}
+		if x.Accepted > 0 {
+			mean = float64(x.AcceptedBytes) / float64(x.Accepted)
+		}
+		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %d (%.0f) | %+.3f | %+.3f | %.1f | %+.4f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
 			x.Machine.Broker, s.FitFrom, s.FitTo, s.SteadySamples, s.FitSamples, s.RSSStart, s.RSSEnd, s.RSSMedian, s.RSSPeak,
-			s.RSSSlope, s.SteadyRSSSlope, s.HeapMedian, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
+			backlog, float64(backlog)*mean/(1<<20), s.RSSSlope, s.SteadyRSSSlope, s.HeapMedian, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
 			x.GoroutinesBefore, x.GoroutinesAfter, flatCell(s))
 	}
 	w("\nRSS per restart cycle (seconds: outage peak → level it settles to, MiB; in brackets, seconds from the restart until\n")
