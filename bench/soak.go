@@ -203,15 +203,16 @@ func runSoakJob(ctx context.Context, url string, spec soakSpec) (soakResult, err
 	var sampleMu sync.Mutex
 	sample := func() {
 		st := p.Stats()
-		s := soakSample{T: since(), RSSMiB: vmRSSMiB(), HeapMiB: heapObjectsMiB(), Goroutines: runtime.NumGoroutine(),
+		heap, live := heapMiB()
+		s := soakSample{T: since(), RSSMiB: vmRSSMiB(), HeapMiB: heap, LiveHeapMiB: live, Goroutines: runtime.NumGoroutine(),
 			Pending: st.Pending, Confirmed: st.Confirmed, Received: led.deliveries.Load(), Connected: c.Connected()}
 		sampleMu.Lock()
 		samples = append(samples, s)
 		n := len(samples)
 		sampleMu.Unlock()
 		if n%10 == 0 {
-			fmt.Fprintf(os.Stderr, "soak: %4.0fs rss %6.1f MiB heap %6.1f MiB goroutines %3d pending %6d confirmed %8d received %8d\n",
-				s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.Pending, s.Confirmed, s.Received)
+			fmt.Fprintf(os.Stderr, "soak: %4.0fs rss %6.1f MiB heap %6.1f MiB live %6.1f MiB goroutines %3d pending %6d confirmed %8d received %8d\n",
+				s.T, s.RSSMiB, s.HeapMiB, s.LiveHeapMiB, s.Goroutines, s.Pending, s.Confirmed, s.Received)
 		}
 	}
 	stopSampling, sampled := make(chan struct{}), make(chan struct{})
@@ -367,13 +368,17 @@ func vmRSSMiB() float64 {
 	return 0
 }
 
-// heapObjectsMiB is the memory of the Go heap's objects, live or not yet
-// swept (no stop-the-world, unlike runtime.ReadMemStats).
-func heapObjectsMiB() float64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+// heapMiB returns the memory of the Go heap's objects, live or not yet
+// swept, and the live heap as marked by the last GC (runtime/metrics: no
+// stop-the-world, unlike runtime.ReadMemStats).
+func heapMiB() (objects, live float64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	v := make([]float64, len(s))
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = float64(s[i].Value.Uint64()) / (1 << 20)
+		}
 	}
-	return float64(s[0].Value.Uint64()) / (1 << 20)
+	return v[0], v[1]
 }

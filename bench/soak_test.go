@@ -14,6 +14,22 @@ import (
 	"github.com/c3ecadf2/lavinmq-go/producer"
 )
 
+func TestSlopeStandardError(t *testing.T) {
+	x := []float64{0, 1, 2, 3, 4}
+	if se := slopeSE(x, []float64{1, 3, 5, 7, 9}, 2, 1); se != 0 {
+		t.Fatalf("exact line: SE %v, want 0", se)
+	}
+	// Residuals +1 -1 +1 -1 +1 about y = x: sum of squares 5, n-2 = 3, Sxx = 10.
+	y := []float64{1, 0, 3, 2, 5}
+	slope, icpt := leastSquares(x, y)
+	if want := math.Sqrt(5.0 / 3 / 10); math.Abs(slopeSE(x, y, 1, 0)-want) > 1e-12 || slope <= 0 || icpt == 0 {
+		t.Fatalf("SE %v, want %v (fit %v %v)", slopeSE(x, y, 1, 0), want, slope, icpt)
+	}
+	if slopeSE(x[:2], y[:2], 1, 0) != 0 {
+		t.Fatal("two points have no error estimate")
+	}
+}
+
 func TestLeastSquaresRecoversSlopeAndIntercept(t *testing.T) {
 	var x, y []float64
 	for i := range 50 {
@@ -117,6 +133,24 @@ func TestSummarizeFitsOnlyTheWindowAndJudgesFlatness(t *testing.T) {
 	t.Logf("high-water step: steady slope %.4f, cycles %+v", hw.SteadyRSSSlope, hw.Cycles)
 	if !hw.FlatRSS || !hw.Flat || hw.SteadyRSSSlope <= 0 {
 		t.Fatalf("high-water step judged %+v", hw)
+	}
+
+	// The live heap, when sampled, is what counts: here the heap objects grow
+	// (garbage) while the live heap, noisy, does not.
+	live := soakRun600(0, 0.1, 0)
+	for i := range live.Samples {
+		live.Samples[i].LiveHeapMiB = 6 + float64(i%7)/2 // a sawtooth, no trend
+	}
+	lv := summarize(live)
+	t.Logf("live heap flat, noisy: slope %.4f ± %.4f", lv.SteadyJudgedSlope, lv.SteadyJudgedSE2)
+	if lv.HeapKind != "live heap" || !lv.FlatHeap || !lv.Flat || lv.SteadyJudgedSE2 == 0 {
+		t.Fatalf("noisy flat live heap judged %+v", lv)
+	}
+	for i := range live.Samples {
+		live.Samples[i].LiveHeapMiB += 0.1 * live.Samples[i].T / 60 // now it grows 6 MiB an hour
+	}
+	if lv := summarize(live); lv.FlatHeap || lv.Flat {
+		t.Fatalf("growing live heap (slope %.4f ± %.4f) judged flat", lv.SteadyJudgedSlope, lv.SteadyJudgedSE2)
 	}
 
 	gleak := summarize(soakRun600(0, 0, 1)) // one goroutine more a minute
@@ -229,9 +263,9 @@ func TestSoakReportShowsSlopesAccountingAndPlot(t *testing.T) {
 	t.Log(sec)
 	for _, want := range []string{
 		"| RabbitMQ 9.9 |", "| 120000 (0 MiB) | 120000 | 0 | 0 | 120000 | 42 | 0 |", "4 (10, 9, 10, 10)",
-		"| +1.000 |",                         // the steady RSS slope
-		"| +0.1000 |",                        // the steady heap slope
-		"| **no** (heap grows, RSS grows) |", // both leak
+		"| +1.000 |", // the steady RSS slope
+		"| heap objects: 8.7 | +0.1000 (± 0.0000) |",                 // the steady heap slope (no live heap in these samples)
+		"| **no** (heap grows, RSS grows) |",                         // both leak
 		"240–360: 139.2 → 30.5 [12 s]; 360–480: 141.2 → 32.5 [12 s]", // cycles: peak → level
 		"![soak, RabbitMQ](bench/results/soak.png)",
 		"LavinMQ: not run (`BROKER=lavinmq bench/run.sh --soak`)",

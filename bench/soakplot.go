@@ -18,6 +18,7 @@ import (
 var (
 	fitColor    = color.RGBA{R: 214, G: 39, B: 40, A: 255}
 	steadyColor = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	liveColor   = color.RGBA{R: 148, G: 103, B: 189, A: 255}
 )
 
 // saveSoakPlot draws the soak run as one PNG of two panels sharing the time
@@ -34,30 +35,37 @@ func saveSoakPlot(r soakResult, path string) error {
 	bottom.X.Label.Text = "seconds"
 	bottom.Y.Label.Text = "goroutines"
 	rss, heap, gs := make(plotter.XYs, len(r.Samples)), make(plotter.XYs, len(r.Samples)), make(plotter.XYs, len(r.Samples))
+	var live plotter.XYs
 	peak, gpeak := 0.0, 0.0
 	for i, p := range r.Samples {
 		rss[i] = plotter.XY{X: p.T, Y: p.RSSMiB}
 		heap[i] = plotter.XY{X: p.T, Y: p.HeapMiB}
 		gs[i] = plotter.XY{X: p.T, Y: float64(p.Goroutines)}
+		if p.LiveHeapMiB > 0 {
+			live = append(live, plotter.XY{X: p.T, Y: p.LiveHeapMiB})
+		}
 		peak, gpeak = max(peak, p.RSSMiB), max(gpeak, float64(p.Goroutines))
 	}
 	fit := func(slope, intercept float64) plotter.XYs {
 		return plotter.XYs{{X: s.FitFrom, Y: intercept + slope*s.FitFrom/60}, {X: s.FitTo, Y: intercept + slope*s.FitTo/60}}
 	}
-	for _, l := range []struct {
+	type series struct {
 		p     *plot.Plot
 		xy    plotter.XYs
 		c     color.Color
 		dash  bool
 		label string
-	}{
-		{top, rss, sdkColor, false, "RSS"},
-		{top, heap, rawColor, false, "Go heap objects"},
+	}
+	lines := []series{{top, rss, sdkColor, false, "RSS"}, {top, heap, rawColor, false, "Go heap objects"}}
+	if len(live) > 1 {
+		lines = append(lines, series{top, live, liveColor, false, "Go live heap (last GC)"})
+	}
+	for _, l := range append(lines, []series{
 		{top, fit(s.RSSSlope, s.RSSIntercept), fitColor, true, fmt.Sprintf("RSS fit, every sample: %+.3f MiB/min", s.RSSSlope)},
 		{top, fit(s.SteadyRSSSlope, s.SteadyRSSIntercept), steadyColor, true, fmt.Sprintf("RSS fit, steady samples: %+.3f MiB/min", s.SteadyRSSSlope)},
 		{bottom, gs, sdkColor, false, "goroutines"},
 		{bottom, fit(s.GoroutineSlope, s.GoroutineIntercept), fitColor, true, fmt.Sprintf("fit: %+.3f /min", s.GoroutineSlope)},
-	} {
+	}...) {
 		line, err := plotter.NewLine(l.xy)
 		if err != nil {
 			return err

@@ -49,17 +49,19 @@ func writeSoak(w writer, runs []soakRun) {
 	w("queue, as a service that publishes and consumes would; so its RSS is the whole SDK's. It publishes at a steady\n")
 	w("rate, each body a fresh, fully written buffer of a size drawn from a seeded generator, starting with its sequence\n")
 	w("number; the consumer checks every body byte for byte. Every second it samples VmRSS (`/proc/self/status`), the\n")
-	w("Go heap's objects (`runtime/metrics`) and the goroutine count. At the end it flushes, reads the queue dry and\n")
-	w("counts: lost = accepted but neither received nor reported through OnDrop; duplicates are deliveries beyond the first\n")
-	w("of a message (at-least-once: re-sent after a restart, or redelivered unacked). The slopes are least-squares fits over\n")
-	w("the samples after the warm-up (past the first restart and its recovery), over every sample (the outages' backlog\n")
-	w("peaks included, so their timing moves it) and over the steady samples only (connected, under a second's worth of\n")
-	w("messages pending): the level the process returns to between outages, where a leak shows. Start and end are medians\n")
-	w("of the steady samples of the window's first and last 30 s. Flat means three things: the Go heap's steady line grows\n")
-	w("by less than %.0f%% of its median per hour (a leak in Go code shows there); the goroutine count at the end is no\n", flatShare*100)
-	w("higher than at the start; and RSS is bounded: cut at the restarts, no cycle settles more than %.0f MiB above the one\n", levelSlackMiB)
-	w("before unless its outage peaked more than %.0f%% above every earlier one (the runtime keeps some of what the\n", newPeakShare*100)
-	w("largest backlog made it map: a high-water mark, not growth with time). The cycles' levels are listed below each table.\n\n")
+	w("Go heap's objects and the live heap the last GC marked (`runtime/metrics`), and the goroutine count. At the end\n")
+	w("it flushes, reads the queue dry and counts: lost = accepted but neither received nor reported through OnDrop;\n")
+	w("duplicates are deliveries beyond the first of a message (at-least-once: re-sent after a restart, or redelivered\n")
+	w("unacked).\n\n")
+	w("The slopes are least-squares fits over the samples after the warm-up (past the first restart and its recovery):\n")
+	w("over every sample (the outages' backlog peaks included, so their timing moves it) and over the steady samples only\n")
+	w("(connected, under a second's worth of messages pending), the level the process returns to between outages, where a\n")
+	w("leak shows. Start and end are medians of the steady samples of the window's first and last 30 s. Flat means three\n")
+	w("things: the live heap's steady line (heap objects in runs without it) does not grow faster than %.0f%% of its\n", flatShare*100)
+	w("median per hour by more than twice its standard error (a leak in Go code shows there); the goroutine count at the\n")
+	w("end is no higher than at the start; and RSS is bounded: cut at the restarts, no cycle settles more than %.0f MiB\n", levelSlackMiB)
+	w("above the one before unless its outage peaked more than %.0f%% above every earlier one (the runtime keeps some of\n", newPeakShare*100)
+	w("what the largest backlog made it map: a high-water mark, not growth with time). The cycles are listed below the tables.\n\n")
 	var ran []soakRun
 	for _, r := range runs {
 		if r.res == nil {
@@ -100,7 +102,7 @@ func writeSoak(w writer, runs []soakRun) {
 			len(x.Restarts), strings.Join(downs, ", "), x.Accepted, float64(x.AcceptedBytes)/(1<<20), x.Confirmed, dropped, x.Resent,
 			x.Received, x.Duplicates, lost)
 	}
-	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | largest backlog: messages (≈ MiB of bodies) | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap median MiB | Go heap slope MiB/min, steady | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
+	w("\n| broker | fit window s (steady samples) | RSS start → end MiB | RSS median / peak MiB | largest backlog: messages (≈ MiB of bodies) | RSS slope MiB/min, every sample | RSS slope MiB/min, steady | Go heap judged: median MiB | its slope MiB/min, steady (± 2 SE) | goroutines start → end | goroutine slope /min, steady | goroutines before client / after Close | flat |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range ran {
 		x, s := r.res, r.res.Summary
@@ -111,9 +113,9 @@ func writeSoak(w writer, runs []soakRun) {
 		if x.Accepted > 0 {
 			mean = float64(x.AcceptedBytes) / float64(x.Accepted)
 		}
-		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %d (%.0f) | %+.3f | %+.3f | %.1f | %+.4f | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
+		w("| %s | %.0f–%.0f (%d of %d) | %.1f → %.1f | %.1f / %.1f | %d (%.0f) | %+.3f | %+.3f | %s: %.1f | %+.4f (± %.4f) | %.0f → %.0f | %+.3f | %d / %d | %s |\n",
 			x.Machine.Broker, s.FitFrom, s.FitTo, s.SteadySamples, s.FitSamples, s.RSSStart, s.RSSEnd, s.RSSMedian, s.RSSPeak,
-			backlog, float64(backlog)*mean/(1<<20), s.RSSSlope, s.SteadyRSSSlope, s.HeapMedian, s.SteadyHeapSlope, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
+			backlog, float64(backlog)*mean/(1<<20), s.RSSSlope, s.SteadyRSSSlope, s.HeapKind, s.JudgedHeapMedian, s.SteadyJudgedSlope, s.SteadyJudgedSE2, s.GoroutinesStart, s.GoroutinesEnd, s.SteadyGoroutineSlope,
 			x.GoroutinesBefore, x.GoroutinesAfter, flatCell(s))
 	}
 	w("\nRSS per restart cycle (seconds: outage peak → level it settles to, MiB; in brackets, seconds from the restart until\n")

@@ -116,8 +116,8 @@ func soakVerdict(r soakResult) error {
 		errs = append(errs, fmt.Errorf("soak: %d Publish calls refused", r.Rejected))
 	}
 	if !r.Summary.Flat {
-		errs = append(errs, fmt.Errorf("soak: not flat: %s (steady slopes: RSS %+.3f MiB/min, heap %+.4f MiB/min; goroutines %.0f → %.0f)",
-			strings.Trim(flatCell(r.Summary), "*no() "), r.Summary.SteadyRSSSlope, r.Summary.SteadyHeapSlope, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
+		errs = append(errs, fmt.Errorf("soak: not flat: %s (steady slopes: RSS %+.3f MiB/min, %s %+.4f ± %.4f MiB/min; goroutines %.0f → %.0f)",
+			strings.Trim(flatCell(r.Summary), "*no() "), r.Summary.SteadyRSSSlope, r.Summary.HeapKind, r.Summary.SteadyJudgedSlope, r.Summary.SteadyJudgedSE2, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
 	}
 	if r.GoroutinesAfter > r.GoroutinesBefore {
 		errs = append(errs, fmt.Errorf("soak: %d goroutines after Close, %d before the client", r.GoroutinesAfter, r.GoroutinesBefore))
@@ -145,9 +145,9 @@ func writeSoakCSV(path string, samples []soakSample) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"t_s", "rss_mib", "heap_mib", "goroutines", "pending", "confirmed", "received", "connected"})
+	_ = w.Write([]string{"t_s", "rss_mib", "heap_mib", "live_heap_mib", "goroutines", "pending", "confirmed", "received", "connected"})
 	for _, s := range samples {
-		_ = w.Write([]string{strconv.FormatFloat(s.T, 'f', 1, 64), strconv.FormatFloat(s.RSSMiB, 'f', 1, 64), strconv.FormatFloat(s.HeapMiB, 'f', 1, 64),
+		_ = w.Write([]string{strconv.FormatFloat(s.T, 'f', 1, 64), strconv.FormatFloat(s.RSSMiB, 'f', 1, 64), strconv.FormatFloat(s.HeapMiB, 'f', 1, 64), strconv.FormatFloat(s.LiveHeapMiB, 'f', 1, 64),
 			strconv.Itoa(s.Goroutines), strconv.FormatUint(s.Pending, 10), strconv.FormatUint(s.Confirmed, 10), strconv.FormatUint(s.Received, 10), strconv.FormatBool(s.Connected)})
 	}
 	w.Flush()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -21,14 +22,17 @@ type soakSpec struct {
 
 // soakSample is one sample of the worker, taken every second.
 type soakSample struct {
-	T          float64 `json:"t"`        // seconds since publishing started
-	RSSMiB     float64 `json:"rss_mib"`  // VmRSS of the worker process
-	HeapMiB    float64 `json:"heap_mib"` // Go heap objects (runtime/metrics /memory/classes/heap/objects:bytes)
-	Goroutines int     `json:"goroutines"`
-	Pending    uint64  `json:"pending"` // producer: accepted, not yet confirmed nor dropped
-	Confirmed  uint64  `json:"confirmed"`
-	Received   uint64  `json:"received"` // deliveries, duplicates included
-	Connected  bool    `json:"connected"`
+	T       float64 `json:"t"`        // seconds since publishing started
+	RSSMiB  float64 `json:"rss_mib"`  // VmRSS of the worker process
+	HeapMiB float64 `json:"heap_mib"` // Go heap objects (runtime/metrics /memory/classes/heap/objects:bytes)
+	// LiveHeapMiB is the heap the last GC found live (/gc/heap/live:bytes):
+	// what the process holds, without the garbage of the current cycle.
+	LiveHeapMiB float64 `json:"live_heap_mib,omitempty"`
+	Goroutines  int     `json:"goroutines"`
+	Pending     uint64  `json:"pending"` // producer: accepted, not yet confirmed nor dropped
+	Confirmed   uint64  `json:"confirmed"`
+	Received    uint64  `json:"received"` // deliveries, duplicates included
+	Connected   bool    `json:"connected"`
 }
 
 // soakRestart is one broker restart, in seconds since publishing started:
@@ -74,16 +78,23 @@ type soakResult struct {
 // pending), which is where a leak shows: the level the process returns to
 // between outages.
 type soakSummary struct {
-	FitFrom              float64     `json:"fit_from_s"` // the fit window, seconds since the start
-	FitTo                float64     `json:"fit_to_s"`
-	FitSamples           int         `json:"fit_samples"`
-	SteadySamples        int         `json:"steady_samples"`
-	RSSSlope             float64     `json:"rss_slope_mib_per_min"` // every sample of the window
-	RSSIntercept         float64     `json:"rss_intercept_mib"`     // the fitted line at t = 0
-	SteadyRSSSlope       float64     `json:"steady_rss_slope_mib_per_min"`
-	SteadyRSSIntercept   float64     `json:"steady_rss_intercept_mib"`
-	HeapSlope            float64     `json:"heap_slope_mib_per_min"`
-	SteadyHeapSlope      float64     `json:"steady_heap_slope_mib_per_min"`
+	FitFrom            float64 `json:"fit_from_s"` // the fit window, seconds since the start
+	FitTo              float64 `json:"fit_to_s"`
+	FitSamples         int     `json:"fit_samples"`
+	SteadySamples      int     `json:"steady_samples"`
+	RSSSlope           float64 `json:"rss_slope_mib_per_min"` // every sample of the window
+	RSSIntercept       float64 `json:"rss_intercept_mib"`     // the fitted line at t = 0
+	SteadyRSSSlope     float64 `json:"steady_rss_slope_mib_per_min"`
+	SteadyRSSIntercept float64 `json:"steady_rss_intercept_mib"`
+	HeapSlope          float64 `json:"heap_slope_mib_per_min"`
+	SteadyHeapSlope    float64 `json:"steady_heap_slope_mib_per_min"`
+	// The heap the verdict uses: the live heap when the samples have it
+	// (heap objects otherwise), its steady slope with twice its standard
+	// error, and its median.
+	HeapKind             string      `json:"heap_kind"`
+	SteadyJudgedSlope    float64     `json:"steady_judged_heap_slope_mib_per_min"`
+	SteadyJudgedSE2      float64     `json:"steady_judged_heap_slope_2se"`
+	JudgedHeapMedian     float64     `json:"judged_heap_median_mib"`
 	GoroutineSlope       float64     `json:"goroutine_slope_per_min"`
 	GoroutineIntercept   float64     `json:"goroutine_intercept"`
 	SteadyGoroutineSlope float64     `json:"steady_goroutine_slope_per_min"`
@@ -95,15 +106,16 @@ type soakSummary struct {
 	GoroutinesStart      float64     `json:"goroutines_start"` // steady samples, as RSSStart
 	GoroutinesEnd        float64     `json:"goroutines_end"`
 	Cycles               []soakCycle `json:"cycles"`          // the run cut at each restart
-	FlatHeap             bool        `json:"flat_heap"`       // SteadyHeapSlope × 60 min < flatShare × HeapMedian
+	FlatHeap             bool        `json:"flat_heap"`       // (SteadyJudgedSlope − SteadyJudgedSE2) × 60 min < flatShare × JudgedHeapMedian
 	FlatRSS              bool        `json:"flat_rss"`        // no cycle's level rises, except after a new, higher outage peak (see rssBounded)
 	FlatGoroutines       bool        `json:"flat_goroutines"` // GoroutinesEnd <= GoroutinesStart
 	Flat                 bool        `json:"flat"`            // all three
 }
 
-// Flatness bounds. The Go heap (what the SDK holds) is flat when its
-// steady line grows by less than flatShare of its median per hour: with a
-// 7 MiB heap, 1.75 MiB an hour, at 200 msg/s 2.5 bytes per message. RSS also
+// Flatness bounds. The Go heap (what the SDK holds; the live heap when
+// sampled) is flat unless its steady line grows, by more than twice the
+// slope's standard error, faster than flatShare of its median per hour: with
+// a 7 MiB heap, 1.75 MiB an hour, at 200 msg/s 2.5 bytes per message. RSS also
 // keeps what the runtime retained after the largest backlog (heap metadata,
 // pages not yet returned), so it may step up after an outage whose peak is
 // the largest so far (by more than newPeakShare), and must not rise by more
@@ -215,7 +227,15 @@ func summarize(r soakResult) soakSummary {
 	s.RSSStart, s.RSSEnd = edgeMedians(steadyS.t, steadyS.rss, 0.5)
 	s.GoroutinesStart, s.GoroutinesEnd = edgeMedians(steadyS.t, steadyS.g, 0.5)
 	s.Cycles = cycles(r)
-	s.FlatHeap = s.SteadyHeapSlope*60 < flatShare*s.HeapMedian
+	s.HeapKind, s.JudgedHeapMedian = "heap objects", s.HeapMedian
+	judged := steadyS.heap
+	if slices.ContainsFunc(steadyS.live, func(v float64) bool { return v > 0 }) {
+		s.HeapKind, s.JudgedHeapMedian, judged = "live heap", median(all.live), steadyS.live
+	}
+	var icpt float64
+	s.SteadyJudgedSlope, icpt = leastSquares(steadyS.t, judged)
+	s.SteadyJudgedSE2 = 2 * slopeSE(steadyS.t, judged, s.SteadyJudgedSlope, icpt)
+	s.FlatHeap = (s.SteadyJudgedSlope-s.SteadyJudgedSE2)*60 < flatShare*s.JudgedHeapMedian
 	s.FlatRSS = rssBounded(s.Cycles, from)
 	if len(r.Restarts) == 0 { // no outages: the steady line itself
 		s.FlatRSS = s.SteadyRSSSlope*60 < flatShare*s.RSSMedian
@@ -226,12 +246,13 @@ func summarize(r soakResult) soakSummary {
 }
 
 // soakSeries holds samples column by column, time in minutes.
-type soakSeries struct{ t, rss, heap, g []float64 }
+type soakSeries struct{ t, rss, heap, live, g []float64 }
 
 func (s *soakSeries) add(p soakSample) {
 	s.t = append(s.t, p.T/60)
 	s.rss = append(s.rss, p.RSSMiB)
 	s.heap = append(s.heap, p.HeapMiB)
+	s.live = append(s.live, p.LiveHeapMiB)
 	s.g = append(s.g, float64(p.Goroutines))
 }
 
@@ -259,6 +280,30 @@ func leastSquares(x, y []float64) (slope, intercept float64) {
 	}
 	slope = sxy / sxx
 	return slope, my - slope*mx
+}
+
+// slopeSE is the standard error of the slope of a least-squares fit (0 with
+// fewer than three points).
+func slopeSE(x, y []float64, slope, intercept float64) float64 {
+	n := min(len(x), len(y))
+	if n < 3 {
+		return 0
+	}
+	var mx float64
+	for i := range n {
+		mx += x[i]
+	}
+	mx /= float64(n)
+	var res, sxx float64
+	for i := range n {
+		d := y[i] - (slope*x[i] + intercept)
+		res += d * d
+		sxx += (x[i] - mx) * (x[i] - mx)
+	}
+	if sxx == 0 {
+		return 0
+	}
+	return math.Sqrt(res / float64(n-2) / sxx)
 }
 
 // edgeMedians returns the medians of y over the first and the last span (in
