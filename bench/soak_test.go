@@ -302,3 +302,27 @@ func TestSoakPlotIsAPNG(t *testing.T) {
 }
 
 func deliveryOf(b []byte) consumer.Delivery { return consumer.Delivery{Body: b} }
+
+func TestSoakVerdictFailsOnLossLeaksAndRefusals(t *testing.T) {
+	good := soakRun600(0, 0, 0)
+	good.Summary = summarize(good)
+	good.GoroutinesBefore, good.GoroutinesAfter = 1, 1
+	if err := soakVerdict(good); err != nil {
+		t.Fatalf("a clean run failed: %v", err)
+	}
+	for name, spoil := range map[string]func(*soakResult){
+		"lost":       func(r *soakResult) { r.Lost = 1 },
+		"corrupt":    func(r *soakResult) { r.Corrupt = 1 },
+		"refused":    func(r *soakResult) { r.Rejected = 1 },
+		"goroutines": func(r *soakResult) { r.GoroutinesAfter = 2 },
+		"not flat":   func(r *soakResult) { *r = soakRun600(0, 0, 1); r.Summary = summarize(*r) },
+	} {
+		r := good
+		spoil(&r)
+		err := soakVerdict(r)
+		t.Logf("%s: %v", name, err)
+		if err == nil {
+			t.Errorf("%s: passed", name)
+		}
+	}
+}

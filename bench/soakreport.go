@@ -145,6 +145,11 @@ func flatCell(s soakSummary) string {
 	if s.Flat {
 		return "yes"
 	}
+	return "**no** (" + strings.Join(notFlat(s), ", ") + ")"
+}
+
+// notFlat names what grew in a run that is not flat.
+func notFlat(s soakSummary) []string {
 	var why []string
 	for _, c := range []struct {
 		ok   bool
@@ -154,5 +159,8 @@ func flatCell(s soakSummary) string {
 			why = append(why, c.name)
 		}
 	}
-	return "**no** (" + strings.Join(why, ", ") + ")"
+	if len(why) == 0 && !s.Flat {
+		why = append(why, "too few samples")
+	}
+	return why
 }

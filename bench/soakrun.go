@@ -117,7 +117,7 @@ func soakVerdict(r soakResult) error {
 	}
 	if !r.Summary.Flat {
 		errs = append(errs, fmt.Errorf("soak: not flat: %s (steady slopes: RSS %+.3f MiB/min, %s %+.4f ± %.4f MiB/min; goroutines %.0f → %.0f)",
-			strings.Trim(flatCell(r.Summary), "*no() "), r.Summary.SteadyRSSSlope, r.Summary.HeapKind, r.Summary.SteadyJudgedSlope, r.Summary.SteadyJudgedSE2, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
+			strings.Join(notFlat(r.Summary), ", "), r.Summary.SteadyRSSSlope, r.Summary.HeapKind, r.Summary.SteadyJudgedSlope, r.Summary.SteadyJudgedSE2, r.Summary.GoroutinesStart, r.Summary.GoroutinesEnd))
 	}
 	if r.GoroutinesAfter > r.GoroutinesBefore {
 		errs = append(errs, fmt.Errorf("soak: %d goroutines after Close, %d before the client", r.GoroutinesAfter, r.GoroutinesBefore))
