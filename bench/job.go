@@ -4,7 +4,7 @@ import "time"
 
 // job is one sample to run in a worker process.
 type job struct {
-	Scenario   string        `json:"scenario"`         // baseline, payload, concurrency, consume, burst, slow, timeline, latency, outage
+	Scenario   string        `json:"scenario"`         // baseline, payload, concurrency, consume, burst, slow, timeline, latency, outage, soak
 	Variant    string        `json:"variant"`          // what distinguishes rows of a scenario (e.g. "16B confirm")
 	Impl       string        `json:"impl"`             // sdk, raw, raw-sync, amqp091-recovery, go-rabbitmq
 	Mode       string        `json:"mode"`             // confirm, fire_and_forget
@@ -15,6 +15,7 @@ type job struct {
 	Rate       int           `json:"rate,omitempty"`   // messages per second for paced scenarios
 	Duration   time.Duration `json:"duration,omitempty"`
 	Percent    int           `json:"percent,omitempty"` // latency: offered rate as a percentage of the raw max measured earlier in the run
+	Soak       *soakSpec     `json:"soak,omitempty"`    // the soak scenario's parameters (bench run -soak)
 	URL        string        `json:"-"`
 	Sample     int           `json:"sample"`
 }

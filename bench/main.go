@@ -3,6 +3,7 @@
 // work, on the same broker, in the same run.
 //
 //	go run ./bench run [-quick] [-url URL] [-out bench/results]   all scenarios, results + plots
+//	go run ./bench run -soak [-soak-duration 10m] [-soak-restart 2m]  only the soak scenario (bench/run.sh --soak)
 //	go run ./bench report [-out bench/results]                     regenerate REPORT.md from the results
 //	go run ./bench plot [-out bench/results]                       regenerate the plots
 //	go run ./bench seed [-out bench/results]                       re-measure the seed's 10_000-enqueue figure
@@ -47,7 +48,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench run [-quick] [-url URL] [-out DIR] | report [-out DIR] | plot [-out DIR] | seed [-out DIR]")
+	fmt.Fprintln(os.Stderr, "usage: bench run [-quick] [-url URL] [-out DIR] | run -soak [-soak-duration D] [-soak-restart D] [-url URL] [-out DIR] | report [-out DIR] | plot [-out DIR] | seed [-out DIR]")
 	os.Exit(2)
 }
 

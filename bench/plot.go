@@ -15,7 +15,10 @@ func plotCmd(args []string) error {
 	fs := flag.NewFlagSet("plot", flag.ExitOnError)
 	out := outFlag(fs)
 	_ = fs.Parse(args)
-	return plotAll(*out)
+	if err := plotAll(*out); err != nil {
+		return err
+	}
+	return replotSoak(*out)
 }
 
 var (

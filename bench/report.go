@@ -54,6 +54,7 @@ func reportCmd(args []string) error {
 	writeSlowAndTimeline(w, aggs)
 	writeBuffer(w, parseBufferBench(string(bufText)))
 	writeTracing(w, parseTracingBench(string(traceText)))
+	writeSoak(w, loadSoakRuns(*out, *dest))
 	writeChaos(w, chaos)
 	writeSeed(w, seed)
 	writeNotMeasured(w)

@@ -114,9 +114,13 @@ func runCmd(args []string) error {
 	out := outFlag(fs)
 	only := fs.String("only", "", "comma-separated scenarios to run (e.g. latency,outage); skips the buffer and seed measurements")
 	impls := fs.String("impl", "", "with -only: comma-separated impls to run (e.g. sdk,go-rabbitmq)")
+	soak, spec := soakFlags(fs)
 	_ = fs.Parse(args)
 	if *url == "" {
 		return fmt.Errorf("no broker URL: give -url or set LAVINMQ_URL (bench/run.sh does)")
+	}
+	if *soak {
+		return runSoak(*url, *out, *spec)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err

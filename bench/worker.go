@@ -25,6 +25,9 @@ func workerCmd(args []string) error {
 		return fmt.Errorf("job: %w", err)
 	}
 	j.URL = *url
+	if j.Scenario == "soak" { // runs longer than the others' 5 minutes and prints its own result
+		return soakWorker(j.URL, j)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var r result
