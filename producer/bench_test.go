@@ -9,6 +9,7 @@ import (
 
 	"github.com/c3ecadf2/lavinmq-go/buffer"
 	"github.com/c3ecadf2/lavinmq-go/internal/testbroker"
+	"github.com/c3ecadf2/lavinmq-go/lavinmq"
 	"github.com/c3ecadf2/lavinmq-go/producer"
 )
 
@@ -37,32 +38,7 @@ func BenchmarkE2E(b *testing.B) {
 	})
 	b.Run("confirm/sdk", func(b *testing.B) { benchSDK(b, producer.Confirm, body) })
 	b.Run("confirm/sdk-nomandatory", func(b *testing.B) { benchSDK(b, producer.Confirm, body, producer.WithMandatory(false)) })
-	b.Run("confirm/raw-window", func(b *testing.B) {
-		benchRaw(b, func(ch *amqp.Channel, q string) {
-			if err := ch.Confirm(false); err != nil {
-				b.Fatal(err)
-			}
-			pending := make([]*amqp.DeferredConfirmation, 0, window)
-			for range b.N {
-				if len(pending) == window {
-					if !pending[0].Wait() {
-						b.Fatal("nack")
-					}
-					pending = pending[1:]
-				}
-				dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
-				if err != nil {
-					b.Fatal(err)
-				}
-				pending = append(pending, dc)
-			}
-			for _, dc := range pending {
-				if !dc.Wait() {
-					b.Fatal("nack")
-				}
-			}
-		})
-	})
+	b.Run("confirm/raw-window", func(b *testing.B) { benchRaw(b, func(ch *amqp.Channel, q string) { rawWindow(b, ch, q, body) }) })
 	b.Run("confirm/raw-sync", func(b *testing.B) {
 		benchRaw(b, func(ch *amqp.Channel, q string) {
 			if err := ch.Confirm(false); err != nil {
@@ -82,8 +58,13 @@ func BenchmarkE2E(b *testing.B) {
 }
 
 func benchSDK(b *testing.B, mode producer.Mode, body []byte, opts ...producer.Option) {
+	benchSDKClient(b, nil, mode, body, opts...)
+}
+
+// benchSDKClient is benchSDK on a client made with copts.
+func benchSDKClient(b *testing.B, copts []lavinmq.Option, mode producer.Mode, body []byte, opts ...producer.Option) {
 	q := declare(b, nil)
-	c := newClient(b, testbroker.URL(b))
+	c := newClient(b, testbroker.URL(b), copts...)
 	p := newProducer(b, c, q, append([]producer.Option{producer.WithMode(mode), producer.WithBufferSize(65536), producer.WithPolicy(buffer.Block)}, opts...)...)
 	ctx := context.Background()
 	if err := c.WaitConnected(ctx); err != nil {
@@ -141,31 +122,35 @@ func BenchmarkE2ELarge(b *testing.B) {
 	b.Run("confirm/sdk-256MiB", func(b *testing.B) { benchLarge(b, size, producer.WithBufferBytes(window*size)) })
 	b.Run("confirm/raw-window", func(b *testing.B) {
 		body := make([]byte, size)
-		benchRaw(b, func(ch *amqp.Channel, q string) {
-			if err := ch.Confirm(false); err != nil {
-				b.Fatal(err)
-			}
-			pending := make([]*amqp.DeferredConfirmation, 0, window)
-			for range b.N {
-				if len(pending) == window {
-					if !pending[0].Wait() {
-						b.Fatal("nack")
-					}
-					pending = pending[1:]
-				}
-				dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
-				if err != nil {
-					b.Fatal(err)
-				}
-				pending = append(pending, dc)
-			}
-			for _, dc := range pending {
-				if !dc.Wait() {
-					b.Fatal("nack")
-				}
-			}
-		})
+		benchRaw(b, func(ch *amqp.Channel, q string) { rawWindow(b, ch, q, body) })
 	})
+}
+
+// rawWindow is the raw amqp091-go Confirm loop the SDK is measured against:
+// b.N persistent publishes with up to window of them unconfirmed.
+func rawWindow(b *testing.B, ch *amqp.Channel, q string, body []byte) {
+	if err := ch.Confirm(false); err != nil {
+		b.Fatal(err)
+	}
+	pending := make([]*amqp.DeferredConfirmation, 0, window)
+	for range b.N {
+		if len(pending) == window {
+			if !pending[0].Wait() {
+				b.Fatal("nack")
+			}
+			pending = pending[1:]
+		}
+		dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pending = append(pending, dc)
+	}
+	for _, dc := range pending {
+		if !dc.Wait() {
+			b.Fatal("nack")
+		}
+	}
 }
 
 func benchLarge(b *testing.B, size int, opts ...producer.Option) {
