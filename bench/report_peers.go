@@ -160,7 +160,9 @@ func writeLatency(w writer, b brokerResults) {
 
 func latP99(a aggregate) float64 { return p99Spread(a).med }
 
-func p99Spread(a aggregate) spread { return spreadOf(a.Results, func(r result) float64 { return r.LatP99 }) }
+func p99Spread(a aggregate) spread {
+	return spreadOf(a.Results, func(r result) float64 { return r.LatP99 })
+}
 
 // overlap reports whether two ranges of several samples each overlap.
 func overlap(a, b spread) bool { return a.lo < a.hi && b.lo < b.hi && a.lo <= b.hi && b.lo <= a.hi }
