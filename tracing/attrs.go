@@ -83,6 +83,25 @@ func consumeDestination(exchange, key, queue string) string {
 	return s
 }
 
+// messageAttrs appends the attributes producer and consumer spans share, each
+// only when it has a value: the routing key, message and correlation IDs, the
+// client's name, and the server's address and port.
+func messageAttrs(out []attribute.KeyValue, routingKey, messageID, correlationID, client, endpoint string) []attribute.KeyValue {
+	if routingKey != "" {
+		out = append(out, semconv.MessagingRabbitMQDestinationRoutingKey(routingKey))
+	}
+	if messageID != "" {
+		out = append(out, semconv.MessagingMessageID(messageID))
+	}
+	if correlationID != "" {
+		out = append(out, semconv.MessagingMessageConversationID(correlationID))
+	}
+	if client != "" {
+		out = append(out, semconv.MessagingClientID(client))
+	}
+	return serverAttrs(endpoint, out)
+}
+
 // serverAttrs are server.address and server.port of a host:port endpoint
 // (the port left out when it has none). An endpoint never holds credentials.
 func serverAttrs(endpoint string, out []attribute.KeyValue) []attribute.KeyValue {

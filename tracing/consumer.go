@@ -40,19 +40,7 @@ func (t *Tracer) OnHandle(ctx context.Context, ev consumer.HandleEvent) (context
 		semconv.MessagingDestinationName(dest),
 		semconv.MessagingRabbitMQMessageDeliveryTag(int(d.DeliveryTag)),
 	)
-	if d.RoutingKey != "" {
-		attrs = append(attrs, semconv.MessagingRabbitMQDestinationRoutingKey(d.RoutingKey))
-	}
-	if d.MessageID != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(d.MessageID))
-	}
-	if d.CorrelationID != "" {
-		attrs = append(attrs, semconv.MessagingMessageConversationID(d.CorrelationID))
-	}
-	if ev.Client != "" {
-		attrs = append(attrs, semconv.MessagingClientID(ev.Client))
-	}
-	attrs = serverAttrs(ev.Endpoint, attrs)
+	attrs = messageAttrs(attrs, d.RoutingKey, d.MessageID, d.CorrelationID, ev.Client, ev.Endpoint)
 	if d.Redelivered {
 		attrs = append(attrs, AttrRedelivered.Bool(true))
 	}

@@ -47,19 +47,7 @@ func (t *Tracer) OnMessagePublish(ctx context.Context, ev producer.MessagePublis
 		semconv.MessagingOperationName(OperationPublish),
 		semconv.MessagingDestinationName(dest),
 	)
-	if ev.RoutingKey != "" {
-		attrs = append(attrs, semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey))
-	}
-	if ev.MessageID != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(ev.MessageID))
-	}
-	if m.CorrelationID != "" {
-		attrs = append(attrs, semconv.MessagingMessageConversationID(m.CorrelationID))
-	}
-	if ev.Client != "" {
-		attrs = append(attrs, semconv.MessagingClientID(ev.Client))
-	}
-	attrs = serverAttrs(ev.Endpoint, attrs)
+	attrs = messageAttrs(attrs, ev.RoutingKey, ev.MessageID, m.CorrelationID, ev.Client, ev.Endpoint)
 	attrs = append(attrs, AttrMode.String(ev.Mode.String()))
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...)}
 	var custom trace.SpanContext
