@@ -1,10 +1,6 @@
 package consumer
 
-import (
-	"context"
-	"fmt"
-	"runtime/debug"
-)
+import "context"
 
 // handleStart runs the HookHandle hooks before a handler call and returns
 // the handler's ctx and the function that ends them (nil without such a
@@ -47,28 +43,16 @@ func (k *Consumer) startHandle(ctx context.Context, s *session, d Delivery) (con
 	}
 }
 
-// callOnHandle calls h.OnHandle; a panic is recovered and logged (the
-// handler then runs with the ctx it had).
+// callOnHandle calls h.OnHandle through callHook: a panic is recovered and
+// logged, and the handler then runs with the ctx it had (next and end stay nil).
 func (k *Consumer) callOnHandle(h HookHandle, ctx context.Context, ev HandleEvent) (next context.Context, end func(Action, any)) {
-	defer func() {
-		if v := recover(); v != nil {
-			next, end = nil, nil
-			k.log.Error("consumer: hook panicked; recovered", "hook", fmt.Sprintf("%T", h), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		}
-	}()
-	return h.OnHandle(ctx, ev)
+	k.callHook(func(any) { next, end = h.OnHandle(ctx, ev) }, h)
+	return next, end
 }
 
-// handleEnd calls end (from handleStart) unless it is nil; a panic is
-// recovered and logged.
+// handleEnd calls end (from handleStart) unless it is nil, through callHook.
 func (k *Consumer) handleEnd(end func(Action, any), a Action, rec any) {
-	if end == nil {
-		return
+	if end != nil {
+		k.callHook(func(any) { end(a, rec) }, end)
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			k.log.Error("consumer: hook panicked; recovered", "hook", "HookHandle end", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		}
-	}()
-	end(a, rec)
 }
